@@ -1,0 +1,105 @@
+"""Prefect flow: run training rounds by asking DVC to reproduce each stage in order.
+
+DVC decides what is up to date (a stage whose inputs did not change is skipped) and records
+what ran in ``dvc.lock``; Prefect adds retries, logs and a per-round metrics artifact.
+
+    python -m flows.rounds                 # bootstrap (if needed) and every round in params.yaml
+    python -m flows.rounds --rounds 1      # only the first round
+
+Prefect runs offline on a temporary local server: the defaults below are set before Prefect
+is imported, and any value already in the environment wins.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+for _key, _value in {
+    "PREFECT_HOME": str(Path.cwd() / ".prefect"),
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "DO_NOT_TRACK": "1",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+}.items():
+    os.environ.setdefault(_key, _value)
+
+from prefect import flow, get_run_logger, task  # noqa: E402
+from prefect.artifacts import create_markdown_artifact  # noqa: E402
+
+from rlint.config import load_params  # noqa: E402
+from rlint.report import format_table, markdown_table, round_table  # noqa: E402
+
+STAGES = ("rollout", "mine", "correct", "credit", "optimize", "evaluate")
+
+
+class BadInputError(RuntimeError):
+    """A stage refused its input (rlint exit code 2): retrying cannot help."""
+
+
+def retry_unless_bad_input(task_, task_run, state) -> bool:
+    """Prefect retry condition: retry any failure except bad input."""
+    try:
+        state.result()
+    except BadInputError:
+        return False
+    except Exception:  # noqa: BLE001 - any other failure may be passing
+        return True
+    return False
+
+
+@task(retries=2, retry_delay_seconds=2, retry_condition_fn=retry_unless_bad_input, task_run_name="dvc repro {target}")
+def reproduce(target: str, root: str) -> str:
+    """``dvc repro --single-item <target>`` in ``root``; returns DVC's output."""
+    logger = get_run_logger()
+    bin_dir = str(Path(sys.executable).parent)
+    proc = subprocess.run(
+        [sys.executable, "-m", "dvc", "repro", "--single-item", target],
+        cwd=root, capture_output=True, text=True, env={**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"},
+    )
+    output = proc.stdout + proc.stderr
+    for line in output.splitlines():
+        if line.strip():
+            logger.info(line)
+    if proc.returncode != 0:
+        if "exited with 2" in output:
+            raise BadInputError(f"{target}: bad input, not retried:\n{output[-2000:]}")
+        raise RuntimeError(f"{target}: dvc repro failed with exit code {proc.returncode}:\n{output[-2000:]}")
+    return proc.stdout
+
+
+@task
+def publish_metrics(root: str) -> str:
+    """The per-round table, as a Prefect markdown artifact and as text."""
+    rows = round_table(root)
+    create_markdown_artifact(markdown=markdown_table(rows), key="rlint-rounds", description="rlint per-round metrics")
+    return format_table(rows)
+
+
+@flow(name="rlint-rounds", log_prints=True)
+def run_rounds(root: str = ".", rounds: int | None = None) -> str:
+    """Bootstrap, then the first ``rounds`` rounds of params.yaml (default: all), stage by stage."""
+    params = load_params(Path(root) / "params.yaml")
+    round_ids = sorted(item["id"] for item in params.rounds.values())[:rounds]
+    reproduce("bootstrap", root)
+    for round_id in round_ids:
+        for stage in STAGES:
+            reproduce(f"{stage}@r{round_id}", root)
+    table = publish_metrics(root)
+    print("\n" + table)
+    return table
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run rlint rounds through Prefect and DVC.")
+    parser.add_argument("--root", default=".", help="workspace holding params.yaml and dvc.yaml")
+    parser.add_argument("--rounds", type=int, default=None, help="run only the first N rounds of params.yaml")
+    args = parser.parse_args(argv)
+    run_rounds(root=str(Path(args.root).resolve()), rounds=args.rounds)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

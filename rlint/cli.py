@@ -1,0 +1,56 @@
+"""The ``rlint`` command: one sub-command per stage (what dvc.yaml calls), plus ``report``.
+
+Exit codes: 0 done, 2 bad input (params, dataset, checkpoint), 1 anything else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+STAGES = ("bootstrap", "rollout", "mine", "correct", "credit", "optimize", "evaluate")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="rlint", description=__doc__.splitlines()[0])
+    parser.add_argument("--params", default="params.yaml", help="parameters file (default: params.yaml)")
+    parser.add_argument("--root", default=".", help="workspace root holding data/, checkpoints/, metrics/")
+    commands = parser.add_subparsers(dest="command", required=True)
+    for stage in STAGES:
+        sub = commands.add_parser(stage, help=f"run the {stage} stage")
+        if stage != "bootstrap":
+            sub.add_argument("--round", type=int, required=True, help="round number k >= 1")
+    commands.add_parser("report", help="print the per-round metrics table")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+    from rlint.config import ConfigError, load_params
+    from rlint.data import DataError
+    from rlint.policy import CheckpointError
+    from rlint.tasks.base import TaskInputError
+
+    root = Path(args.root)
+    try:
+        if args.command == "report":
+            from rlint.report import print_report
+
+            print_report(root)
+            return 0
+        params = load_params(root / args.params if not Path(args.params).is_absolute() else args.params)
+        if args.command != "bootstrap" and args.round < 1:
+            raise ConfigError(f"--round {args.round}: rounds start at 1 (round 0 is bootstrap)")
+        module = __import__(f"rlint.stages.{args.command}", fromlist=["run"])
+        if args.command == "bootstrap":
+            module.run(params, root)
+        else:
+            module.run(params, args.round, root)
+    except (ConfigError, DataError, CheckpointError, TaskInputError) as err:
+        print(f"rlint {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,243 @@
+"""Typed configuration: one dataclass per stage, read from ``params.yaml``.
+
+Every field has a default and a one-line comment; ``__post_init__`` checks rules between
+fields. Unknown keys and wrong types are errors that name the key, because a misspelt
+parameter that is silently ignored ruins a run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+MODES = ("outcome", "internalized", "oracle")
+ENGINES = ("transformers",)
+
+
+class ConfigError(ValueError):
+    """params.yaml is unusable; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    name: str = "arithmetic"  # "arithmetic" (embedded) or "dataset" (a local Parquet/JSONL file)
+    seed: int = 0  # arithmetic: generator seed; dataset: seed of the train/held-out split
+    min_steps: int = 3  # arithmetic: operations per problem, inclusive range
+    max_steps: int = 5
+    operand_max: int = 9  # arithmetic: operands are 1..operand_max
+    value_max: int = 99  # arithmetic: intermediate values stay in 0..value_max
+    operators: str = "+-"  # arithmetic: subset of "+-*"
+    heldout_share: float = 0.2  # share of problems held out for evaluation
+    path: str | None = None  # dataset: Parquet or JSONL file of problems
+    question_field: str = "question"  # dataset: column holding the problem text
+    answer_field: str = "answer"  # dataset: column holding the reference answer
+    id_field: str | None = None  # dataset: column of unique ids (default: row number)
+    prompt_template: str = "{question}\n"  # dataset: how a question becomes a prompt
+    step_delimiter: str = "\n"  # dataset: text that ends a step
+
+    def __post_init__(self) -> None:
+        if self.name not in ("arithmetic", "dataset"):
+            raise ConfigError(f"task.name={self.name!r}: use 'arithmetic' or 'dataset'")
+        if self.name == "dataset" and not self.path:
+            raise ConfigError("task.path: required when task.name is 'dataset'")
+        if not self.step_delimiter:
+            raise ConfigError("task.step_delimiter: must not be empty")
+
+
+@dataclass(frozen=True)
+class BootstrapConfig:
+    model_path: str | None = None  # a local Hugging Face model directory to start from; None trains the embedded model
+    hidden_size: int = 128  # embedded model: width
+    intermediate_size: int = 512  # embedded model: MLP width
+    layers: int = 4  # embedded model: decoder layers
+    heads: int = 4  # embedded model: attention heads
+    max_length: int = 128  # embedded model: context length in tokens
+    steps: int = 300  # supervised steps on worked solutions
+    batch_size: int = 64  # sequences per supervised step
+    lr: float = 3e-3  # peak learning rate (cosine decay, 5% warm-up)
+    eval_problems: int = 200  # held-out problems scored after training
+
+    def __post_init__(self) -> None:
+        if self.hidden_size % self.heads:
+            raise ConfigError(f"bootstrap.hidden_size={self.hidden_size} must be divisible by bootstrap.heads={self.heads}")
+        for name in ("steps", "batch_size", "layers", "heads", "eval_problems"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"bootstrap.{name} must be >= 1")
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    engine: str = "transformers"  # rollout engine backend
+    temperature: float = 1.0  # sampling temperature of rollout, mine and correct
+    top_p: float = 1.0  # nucleus sampling
+    max_new_tokens: int = 64  # completion length limit in tokens
+    batch_size: int = 256  # sequences per generate call
+
+    def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            raise ConfigError(f"sampling.engine={self.engine!r}: available engines are {', '.join(ENGINES)}")
+        if self.temperature <= 0:
+            raise ConfigError("sampling.temperature must be > 0 (use evaluate.temperature for greedy)")
+        if not 0 < self.top_p <= 1:
+            raise ConfigError("sampling.top_p must be in (0, 1]")
+
+
+@dataclass(frozen=True)
+class RolloutConfig:
+    prompts_per_round: int = 64  # training problems per round
+    samples_per_prompt: int = 8  # group size G
+
+    def __post_init__(self) -> None:
+        if self.prompts_per_round < 1 or self.samples_per_prompt < 2:
+            raise ConfigError("rollout.prompts_per_round must be >= 1 and rollout.samples_per_prompt >= 2")
+
+
+@dataclass(frozen=True)
+class MineConfig:
+    continuations_per_probe: int = 8  # M: continuations sampled to estimate one prefix value
+    value_threshold: float = 0.0  # a prefix whose estimated value is <= this is "not recoverable"
+    max_failures: int | None = None  # mine at most this many failures per round (None: all)
+
+    def __post_init__(self) -> None:
+        if self.continuations_per_probe < 1:
+            raise ConfigError("mine.continuations_per_probe must be >= 1")
+        if not 0.0 <= self.value_threshold < 1.0:
+            raise ConfigError("mine.value_threshold must be in [0, 1)")
+
+
+@dataclass(frozen=True)
+class CorrectConfig:
+    max_samples: int = 16  # extra continuations per failure when none from mining succeeded
+    max_branches: int = 2  # corrected branches kept per failure
+
+    def __post_init__(self) -> None:
+        if self.max_samples < 0 or self.max_branches < 1:
+            raise ConfigError("correct.max_samples must be >= 0 and correct.max_branches >= 1")
+
+
+@dataclass(frozen=True)
+class CreditConfig:
+    process_weight: float = 1.0  # lambda: weight of the process advantage against the outcome one
+    after_error_weight: float = 0.0  # weight of tokens after the first error (0 masks them)
+    branch_weight: float = 1.0  # scale of corrected-branch advantages
+    epsilon: float = 1e-6  # added to the group std
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.process_weight <= 1.0:
+            raise ConfigError("credit.process_weight must be in [0, 1]")
+        if self.after_error_weight < 0 or self.branch_weight < 0:
+            raise ConfigError("credit.after_error_weight and credit.branch_weight must be >= 0")
+
+
+@dataclass(frozen=True)
+class OptimizeConfig:
+    lr: float = 2e-4  # AdamW learning rate
+    epochs: int = 2  # passes over the round's train set
+    minibatch_size: int = 64  # sequences per optimizer step
+    clip_low: float = 0.2  # ratio clipped below at 1 - clip_low
+    clip_high: float = 0.28  # ratio clipped above at 1 + clip_high
+    max_grad_norm: float = 1.0  # gradient clipping
+    weight_decay: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.lr <= 0 or self.epochs < 1 or self.minibatch_size < 1:
+            raise ConfigError("optimize.lr must be > 0, optimize.epochs and optimize.minibatch_size >= 1")
+        if not (0 < self.clip_low < 1 and self.clip_high > 0):
+            raise ConfigError("optimize.clip_low must be in (0, 1) and optimize.clip_high > 0")
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    problems: int = 200  # held-out problems per evaluation
+    temperature: float = 0.0  # 0 is greedy decoding
+
+
+@dataclass(frozen=True)
+class Params:
+    seed: int = 0  # seeds every stage (combined with the round number)
+    mode: str = "internalized"  # "outcome" (GRPO), "internalized" (the method) or "oracle" (ground-truth first errors)
+    task: TaskConfig = field(default_factory=TaskConfig)
+    bootstrap: BootstrapConfig = field(default_factory=BootstrapConfig)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    mine: MineConfig = field(default_factory=MineConfig)
+    correct: CorrectConfig = field(default_factory=CorrectConfig)
+    credit: CreditConfig = field(default_factory=CreditConfig)
+    optimize: OptimizeConfig = field(default_factory=OptimizeConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    rounds: dict = field(default_factory=dict)  # DVC foreach items: r<k>: {id: k, prev: k-1}
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ConfigError(f"mode={self.mode!r}: use one of {', '.join(MODES)}")
+        if self.mode == "oracle" and self.task.name != "arithmetic":
+            raise ConfigError("mode='oracle' needs a task with a ground-truth step checker (task.name: arithmetic)")
+        for key, item in self.rounds.items():
+            if not isinstance(item, dict) or set(item) != {"id", "prev"}:
+                raise ConfigError(f"rounds.{key}: must be a mapping with exactly 'id' and 'prev'")
+            if item["prev"] != item["id"] - 1 or key != f"r{item['id']}":
+                raise ConfigError(f"rounds.{key}: expected r<k>: {{id: k, prev: k-1}}, got {item}")
+
+
+def _coerce(value, annotation, where: str):
+    """Check ``value`` against a field annotation; ints are accepted where floats are expected."""
+    hint = annotation
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(hint)
+        if value is None and type(None) in options:
+            return None
+        hint = next(a for a in options if a is not type(None))
+    if dataclasses.is_dataclass(hint):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__}")
+        return _build(hint, value, where)
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__}")
+        return value
+    if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
+        raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}")
+    return value
+
+
+def _build(cls, raw: dict, where: str):
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    values = {k: _coerce(v, hints[k], f"{where}.{k}" if where else k) for k, v in raw.items()}
+    try:
+        return cls(**values)
+    except ConfigError as err:
+        raise ConfigError(f"{where or 'params'}: {err}") from None
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate ``params.yaml``; every error names the file and the key."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}".splitlines()[0]) from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: top level must be a mapping")
+    try:
+        return _build(Params, raw, "")
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
+
+
+def round_seed(params: Params, round_id: int, stage: str) -> int:
+    """A distinct, stable seed per (run seed, round, stage)."""
+    return (params.seed * 1_000_003 + round_id * 1009 + sum(map(ord, stage)) * 7) % (2**31 - 1)

@@ -1,0 +1,1 @@
+"""Stage commands: each reads its inputs and params, calls pure functions, writes outputs."""

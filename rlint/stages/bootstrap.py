@@ -1,0 +1,59 @@
+"""bootstrap: the base policy (round 0).
+
+Embedded default: a character-level tokenizer and a tiny Llama trained from scratch on worked
+solutions of the embedded task. With ``bootstrap.model_path`` set, a local Hugging Face model
+directory is checked and copied instead. Either way the result is ``checkpoints/round=0`` and
+its held-out accuracy is written to ``metrics/evaluate/round=0.json``.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+from rlint.config import ConfigError, Params, round_seed
+from rlint.engine.hf import TransformersEngine
+from rlint.evaluation import accuracy, score_policy
+from rlint.policy import build_char_tokenizer, build_tiny_llama, check_checkpoint, load_policy, save_policy
+from rlint.sft import train_sft
+from rlint.stages.common import atomic_directory, checkpoint_path, metrics_path, seed_everything, write_json_atomic
+from rlint.tasks import load_task
+
+log = logging.getLogger(__name__)
+
+
+def run(params: Params, root: Path) -> dict:
+    cfg = params.bootstrap
+    task = load_task(params.task)
+    seed = round_seed(params, 0, "bootstrap")
+    seed_everything(seed)
+    target = checkpoint_path(root, 0)
+    if cfg.model_path:
+        source = check_checkpoint(cfg.model_path)
+        model, tokenizer = load_policy(source)
+        with atomic_directory(target) as tmp:
+            for item in sorted(source.iterdir()):
+                if item.is_file() and not item.suffix in (".bin", ".pt", ".pth", ".pkl"):
+                    shutil.copy2(item, tmp / item.name)
+        losses = []
+    else:
+        if task.name != "arithmetic":
+            raise ConfigError("params.yaml: bootstrap.model_path is required for task.name 'dataset' (the embedded model only knows the arithmetic task)")
+        tokenizer = build_char_tokenizer()
+        model = build_tiny_llama(len(tokenizer), tokenizer, cfg.hidden_size, cfg.intermediate_size, cfg.layers, cfg.heads, cfg.max_length, seed)
+        n_examples = max(cfg.steps * cfg.batch_size // 4, 1000)
+        examples = [
+            (tokenizer.encode(p.prompt, add_special_tokens=False), tokenizer.encode(task.solution(p), add_special_tokens=False) + [tokenizer.eos_token_id])
+            for p in task.problems("train", 0, n_examples)
+        ]
+        log.info("bootstrap: %d parameters, %d worked solutions", sum(p.numel() for p in model.parameters()), len(examples))
+        losses = train_sft(model, examples, tokenizer.pad_token_id, cfg.steps, cfg.batch_size, cfg.lr, seed)
+        with atomic_directory(target) as tmp:
+            save_policy(model, tokenizer, tmp, {"origin": "bootstrap", "steps": cfg.steps, "seed": seed})
+    engine = TransformersEngine(model, tokenizer, batch_size=params.sampling.batch_size)
+    rows = score_policy(engine, task, task.problems("heldout", 0, cfg.eval_problems), params.sampling.max_new_tokens, 0.0, seed)
+    metrics = {"round": 0, "heldout_accuracy": round(accuracy(rows), 4), "final_sft_loss": round(losses[-1], 4) if losses else None}
+    write_json_atomic(metrics_path(root, "evaluate", 0), metrics)
+    log.info("bootstrap: held-out accuracy %.3f", metrics["heldout_accuracy"])
+    return metrics

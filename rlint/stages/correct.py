@@ -1,0 +1,124 @@
+"""correct: corrected branches from the last good prefix of each located failure.
+
+Successful continuations already drawn by mining that pass through the last good prefix are
+branches for free; failures with none get up to ``correct.max_samples`` new continuations
+(one batched call for all of them). Failures still without a branch are recorded as
+"uncorrected": the hard cases.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from transformers import AutoTokenizer
+
+from rlint.config import Params, round_seed
+from rlint.data import read_rows, write_rows
+from rlint.engine import SamplingRequest, load_engine
+from rlint.stages.common import checkpoint_path, metrics_path, seed_everything, write_json_atomic
+from rlint.tasks import load_task
+
+log = logging.getLogger(__name__)
+
+
+def branch_candidates(failure: dict, parent: dict, known: list[dict]) -> list[dict]:
+    """Successful known continuations that pass through the failure's last good prefix.
+
+    ``known`` rows have ``id``, ``sequence`` (full tokens), ``context_len`` (tokens before the
+    sampled part), ``logprobs`` of the sampled part and ``reward``. The branch keeps only what
+    comes after the last good prefix; duplicates of the same tokens are dropped.
+    """
+    good_steps = failure["first_error_step"] - 1
+    offset = parent["step_ends"][good_steps - 1] if good_steps > 0 else 0
+    prefix = list(parent["prompt_token_ids"]) + list(parent["token_ids"][:offset])
+    width, seen, out = len(prefix), set(), []
+    for item in known:
+        if item["reward"] != 1.0 or item["context_len"] > width or item["sequence"][:width] != prefix:
+            continue
+        tokens = item["sequence"][width:]
+        if not tokens or tuple(tokens) in seen:
+            continue
+        seen.add(tuple(tokens))
+        out.append({
+            "branch_id": item["id"], "failure_id": failure["failure_id"], "parent_rollout_id": parent["rollout_id"],
+            "round": failure["round"], "policy_version": failure["policy_version"], "problem_id": failure["problem_id"],
+            "branch_step": good_steps, "branch_token_offset": offset, "token_ids": tokens,
+            "logprobs": item["logprobs"][width - item["context_len"]:], "completion": None,
+            "reward": item["reward"], "value_before": failure["value_before"],
+        })
+    return out
+
+
+def run(params: Params, round_id: int, root: Path) -> dict:
+    rollouts = {row["rollout_id"]: row for row in read_rows(root, "rollouts", round_id)}
+    failures = read_rows(root, "failures", round_id)
+    continuations = read_rows(root, "continuations", round_id)
+    started = time.monotonic()
+    known: dict[str, list[dict]] = defaultdict(list)  # problem_id -> continuations as full sequences
+    for cont in continuations:
+        parent = rollouts[cont["failure_id"]]
+        context = list(parent["prompt_token_ids"]) + list(parent["token_ids"][: cont["prefix_token_count"]])
+        known[parent["problem_id"]].append({
+            "id": cont["continuation_id"], "sequence": context + list(cont["token_ids"]), "context_len": len(context),
+            "logprobs": list(cont["logprobs"]), "reward": cont["reward"],
+        })
+    located = [f for f in failures if f["first_error_step"] is not None]
+    branches = {f["failure_id"]: branch_candidates(f, rollouts[f["failure_id"]], known[f["problem_id"]]) for f in located}
+    spent: dict[str, int] = defaultdict(int)
+    need = [f for f in located if not branches[f["failure_id"]]]
+    if need and params.correct.max_samples > 0:
+        task = load_task(params.task)
+        seed = round_seed(params, round_id, "correct")
+        seed_everything(seed)
+        engine = load_engine(str(checkpoint_path(root, round_id - 1)), params.sampling)
+        contexts = []
+        for failure in need:
+            parent = rollouts[failure["failure_id"]]
+            steps = failure["first_error_step"] - 1
+            offset = parent["step_ends"][steps - 1] if steps > 0 else 0
+            contexts.append((list(parent["prompt_token_ids"]), list(parent["token_ids"][:offset]), steps))
+        request = SamplingRequest(
+            prompts=[p + c for p, c, _ in contexts], n=params.correct.max_samples, temperature=params.sampling.temperature,
+            top_p=params.sampling.top_p, max_new_tokens=params.sampling.max_new_tokens, seed=seed,
+        )
+        for failure, (prompt, kept, steps), samples in zip(need, contexts, engine.generate(request, desc="correct")):
+            parent = rollouts[failure["failure_id"]]
+            spent[failure["failure_id"]] = len(samples)
+            drawn = []
+            for i, sample in enumerate(samples):
+                completion = engine.decode(kept + sample.token_ids)
+                drawn.append({
+                    "id": f"{failure['failure_id']}-p{steps}-k{i}", "sequence": prompt + kept + sample.token_ids,
+                    "context_len": len(prompt) + len(kept), "logprobs": sample.logprobs,
+                    "reward": task.reward(completion, parent["answer"]),
+                })
+            branches[failure["failure_id"]] = branch_candidates(failure, parent, drawn)
+    tokenizer = AutoTokenizer.from_pretrained(checkpoint_path(root, round_id - 1)) if located else None
+    rows, corrections = [], []
+    for failure in failures:
+        kept = branches.get(failure["failure_id"], [])[: params.correct.max_branches]
+        for branch in kept:
+            branch["completion"] = tokenizer.decode(branch["token_ids"], skip_special_tokens=True)
+        rows.extend(kept)
+        status = "unlocated" if failure["first_error_step"] is None else ("corrected" if kept else "uncorrected")
+        corrections.append({
+            "failure_id": failure["failure_id"], "round": round_id, "status": status,
+            "samples_spent": spent.get(failure["failure_id"], 0), "n_branches": len(kept),
+        })
+    write_rows(root, "branches", round_id, rows)
+    write_rows(root, "corrections", round_id, corrections)
+    n_located = max(1, len(located))
+    metrics = {
+        "round": round_id,
+        "corrected_branches": len(rows),
+        "failures_corrected": sum(c["status"] == "corrected" for c in corrections),
+        "correction_yield": round(sum(c["status"] == "corrected" for c in corrections) / n_located, 4),
+        "correction_samples": sum(spent.values()),
+        "seconds": round(time.monotonic() - started, 2),
+    }
+    write_json_atomic(metrics_path(root, "correct", round_id), metrics)
+    log.info("correct round %d: %s", round_id, metrics)
+    return metrics

@@ -1,0 +1,29 @@
+"""evaluate: held-out accuracy of the round's new policy (greedy by default)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from rlint.config import Params, round_seed
+from rlint.data import write_rows
+from rlint.engine import load_engine
+from rlint.evaluation import accuracy, score_policy
+from rlint.stages.common import checkpoint_path, metrics_path, write_json_atomic
+from rlint.tasks import load_task
+
+log = logging.getLogger(__name__)
+
+
+def run(params: Params, round_id: int, root: Path) -> dict:
+    task = load_task(params.task)
+    engine = load_engine(str(checkpoint_path(root, round_id)), params.sampling)
+    problems = task.problems("heldout", 0, params.evaluate.problems)
+    rows = score_policy(engine, task, problems, params.sampling.max_new_tokens, params.evaluate.temperature, round_seed(params, round_id, "evaluate"))
+    for row in rows:
+        row.update(round=round_id, policy_version=round_id)
+    write_rows(root, "eval", round_id, rows)
+    metrics = {"round": round_id, "heldout_accuracy": round(accuracy(rows), 4)}
+    write_json_atomic(metrics_path(root, "evaluate", round_id), metrics)
+    log.info("evaluate round %d: %s", round_id, metrics)
+    return metrics

@@ -1,0 +1,162 @@
+"""The embedded task: multi-step arithmetic chains whose every step can be checked.
+
+A problem is a start value and a chain of operations applied left to right::
+
+    prompt      Q:12,+7,*3,-5\\n
+    solution    12+7=19\\n19*3=57\\n57-5=52\\nA:52\\n
+
+One step per line; the last line gives the final answer. Every intermediate value stays in
+``[0, value_max]`` (operations that would leave it are re-drawn), so numbers stay short.
+Problems are generated from ``(seed, split, index)`` alone, and the split of a problem is
+decided by a hash of its text, so train and held-out are disjoint by construction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+from dataclasses import dataclass
+
+from rlint.tasks.base import Problem, TaskInputError
+
+_ANSWER_LINE = re.compile(r"^A:(-?\d{1,12})$")
+_OPS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b}
+
+# Every character the task writes; the embedded tokenizer is built from this.
+ALPHABET = "0123456789+-*=,:QA\n"
+
+
+@dataclass(frozen=True)
+class ArithmeticConfig:
+    """Difficulty of the embedded task."""
+
+    seed: int = 0
+    min_steps: int = 3  # operations per problem, inclusive range
+    max_steps: int = 5
+    operand_max: int = 9  # operands are drawn from 1..operand_max
+    value_max: int = 99  # every intermediate value stays in 0..value_max
+    operators: str = "+-*"
+    heldout_share: float = 0.2  # share of the problem space that belongs to "heldout"
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.min_steps <= self.max_steps:
+            raise TaskInputError(f"task.min_steps={self.min_steps} and task.max_steps={self.max_steps}: need 1 <= min_steps <= max_steps")
+        if self.operand_max < 1 or self.value_max < self.operand_max:
+            raise TaskInputError(f"task.operand_max={self.operand_max}, task.value_max={self.value_max}: need 1 <= operand_max <= value_max")
+        bad = set(self.operators) - set(_OPS)
+        if not self.operators or bad:
+            raise TaskInputError(f"task.operators={self.operators!r}: use a non-empty subset of '+-*'")
+        if not 0.0 < self.heldout_share < 1.0:
+            raise TaskInputError(f"task.heldout_share={self.heldout_share}: must be in (0, 1)")
+
+
+def solve(start: int, ops: list[tuple[str, int]]) -> list[str]:
+    """The worked solution as lines (without newlines): one per operation, then ``A:<answer>``."""
+    lines, value = [], start
+    for op, operand in ops:
+        result = _OPS[op](value, operand)
+        lines.append(f"{value}{op}{operand}={result}")
+        value = result
+    lines.append(f"A:{value}")
+    return lines
+
+
+def format_prompt(start: int, ops: list[tuple[str, int]]) -> str:
+    return "Q:" + ",".join([str(start)] + [f"{op}{operand}" for op, operand in ops]) + "\n"
+
+
+def parse_prompt(prompt: str) -> tuple[int, list[tuple[str, int]]]:
+    body = prompt.strip()
+    if not body.startswith("Q:"):
+        raise TaskInputError(f"arithmetic prompt {prompt!r} does not start with 'Q:'")
+    start, *rest = body[2:].split(",")
+    return int(start), [(item[0], int(item[1:])) for item in rest]
+
+
+class ArithmeticTask:
+    """Synthetic chains with an outcome verifier and a ground-truth step checker."""
+
+    name = "arithmetic"
+    step_delimiter = "\n"
+    has_step_checker = True
+
+    def __init__(self, config: ArithmeticConfig | None = None) -> None:
+        self.config = config or ArithmeticConfig()
+
+    # -- problems ---------------------------------------------------------------------------
+    def _draw(self, rng: random.Random) -> tuple[int, list[tuple[str, int]]]:
+        cfg = self.config
+        n_steps = rng.randint(cfg.min_steps, cfg.max_steps)
+        value = rng.randint(0, cfg.value_max)
+        start, ops = value, []
+        while len(ops) < n_steps:
+            op, operand = rng.choice(cfg.operators), rng.randint(1, cfg.operand_max)
+            result = _OPS[op](value, operand)
+            if 0 <= result <= cfg.value_max:
+                ops.append((op, operand))
+                value = result
+        return start, ops
+
+    def split_of(self, prompt: str) -> str:
+        digest = int(hashlib.sha256(prompt.encode()).hexdigest()[:8], 16)
+        return "heldout" if digest / 0xFFFFFFFF < self.config.heldout_share else "train"
+
+    def problems(self, split: str, start: int, count: int) -> list[Problem]:
+        """Problems ``start .. start+count-1`` of ``split``; the same arguments give the same list."""
+        if split not in ("train", "heldout"):
+            raise TaskInputError(f"split={split!r}: use 'train' or 'heldout'")
+        rng = random.Random(f"rlint-arithmetic/{self.config.seed}/{split}")
+        out: list[Problem] = []
+        index = 0
+        while len(out) < count:
+            first, ops = self._draw(rng)
+            prompt = format_prompt(first, ops)
+            if self.split_of(prompt) != split:
+                continue
+            if index >= start:
+                answer = solve(first, ops)[-1][2:]
+                out.append(Problem(problem_id=f"{split}-{index:06d}", prompt=prompt, answer=answer))
+            index += 1
+        return out
+
+    def solution(self, problem: Problem) -> str:
+        """The reference worked solution, ending with a newline."""
+        return "\n".join(solve(*parse_prompt(problem.prompt))) + "\n"
+
+    # -- verifiers --------------------------------------------------------------------------
+    def reward(self, completion: str, answer: str) -> float | None:
+        """1.0 if the first ``A:<int>`` line equals ``answer``, 0.0 if it differs, None if absent.
+
+        >>> ArithmeticTask().reward("3+4=7\\nA:7\\n", "7")
+        1.0
+        >>> ArithmeticTask().reward("3+4=8\\nA:8\\n", "7")
+        0.0
+        >>> ArithmeticTask().reward("3+4=7\\n", "7") is None
+        True
+        """
+        for line in completion.split("\n"):
+            match = _ANSWER_LINE.match(line.strip())
+            if match:
+                return 1.0 if int(match.group(1)) == int(answer) else 0.0
+        return None
+
+    def first_error_step(self, problem: Problem, completion: str) -> int | None:
+        """1-based index of the first line that differs from the reference solution.
+
+        Steps are the lines of the completion; a missing line counts as wrong at its position.
+        Returns None when every reference line is matched.
+
+        >>> task = ArithmeticTask()
+        >>> p = Problem("x", "Q:3,+4,*2\\n", "14")
+        >>> task.first_error_step(p, "3+4=7\\n7*2=14\\nA:14\\n") is None
+        True
+        >>> task.first_error_step(p, "3+4=7\\n7*2=15\\nA:15\\n")
+        2
+        """
+        reference = solve(*parse_prompt(problem.prompt))
+        lines = completion.split("\n")
+        for index, expected in enumerate(reference):
+            if index >= len(lines) or lines[index].strip() != expected:
+                return index + 1
+        return None

@@ -1,0 +1,44 @@
+"""What every task gives the pipeline: problems, an outcome verifier, a step rule.
+
+A task is the only place that knows what a problem looks like. The pipeline sees prompts,
+reference answers, a reward function ``(completion, answer) -> 1.0 | 0.0 | None`` (None: cannot
+be scored) and a step delimiter. Tasks with ground-truth step checks (the embedded arithmetic
+task) also give ``first_error_step``; the method never calls it, only evaluation and the
+``oracle`` mode do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem: ``prompt`` is the exact text the policy continues."""
+
+    problem_id: str
+    prompt: str
+    answer: str
+
+
+class Task(Protocol):
+    name: str
+    step_delimiter: str
+    has_step_checker: bool
+
+    def problems(self, split: str, start: int, count: int) -> list[Problem]:
+        """Problems ``start .. start+count-1`` of ``split`` ("train" or "heldout"), deterministic."""
+        ...
+
+    def reward(self, completion: str, answer: str) -> float | None:
+        """Outcome verifier: 1.0 right, 0.0 wrong, None when the completion cannot be scored."""
+        ...
+
+    def first_error_step(self, problem: Problem, completion: str) -> int | None:
+        """Ground truth: 1-based index of the first wrong step, None when every step is right."""
+        ...
+
+
+class TaskInputError(ValueError):
+    """A dataset or task setting is unusable; the message names the file, row or field."""

@@ -1,0 +1,55 @@
+"""Shared fixtures: a tiny random policy checkpoint and workspaces built from the repo's files."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+os.environ.setdefault("PYTHONDONTWRITEBYTECODE", "1")
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """An untrained 2-layer Llama with the embedded tokenizer, saved as a checkpoint."""
+    from rlint.policy import build_char_tokenizer, build_tiny_llama, save_policy
+
+    path = tmp_path_factory.mktemp("tiny") / "model"
+    tokenizer = build_char_tokenizer()
+    model = build_tiny_llama(len(tokenizer), tokenizer, hidden_size=32, intermediate_size=64, layers=2, heads=2, max_length=128, seed=0)
+    save_policy(model, tokenizer, path, {"origin": "test"})
+    return path
+
+
+TINY_PARAMS = {
+    "bootstrap": {"hidden_size": 32, "intermediate_size": 64, "layers": 2, "heads": 2, "steps": 30, "batch_size": 16, "eval_problems": 8},
+    "rollout": {"prompts_per_round": 4, "samples_per_prompt": 4},
+    "mine": {"continuations_per_probe": 2},
+    "correct": {"max_samples": 2},
+    "optimize": {"epochs": 1, "minibatch_size": 8},
+    "evaluate": {"problems": 8},
+    "sampling": {"max_new_tokens": 40},
+}
+
+
+def make_workspace(path: Path, overrides: dict | None = None, rounds: int = 1) -> Path:
+    """A DVC workspace with the repo's dvc.yaml and a tiny params.yaml (no git)."""
+    import yaml
+
+    path.mkdir(parents=True, exist_ok=True)
+    for name in ("dvc.yaml", ".dvcignore"):
+        shutil.copy(REPO / name, path / name)
+    # code dependencies of the stages, so DVC can hash them
+    shutil.copytree(REPO / "rlint", path / "rlint", ignore=shutil.ignore_patterns("__pycache__"))
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    for section, values in {**TINY_PARAMS, **(overrides or {})}.items():
+        if isinstance(values, dict):
+            params[section].update(values)
+        else:
+            params[section] = values
+    params["rounds"] = {f"r{k}": {"id": k, "prev": k - 1} for k in range(1, rounds + 1)}
+    (path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return path

@@ -1,0 +1,51 @@
+"""The transformers backend: shapes, seeding, stop conditions and sampler log-probabilities."""
+
+import torch
+
+from rlint.engine import SamplingRequest, load_engine
+from rlint.config import SamplingConfig
+from rlint.losses import token_logprobs
+
+
+def _engine(path, batch_size=256):
+    return load_engine(str(path), SamplingConfig(batch_size=batch_size))
+
+
+def test_n_samples_per_prompt_and_seeded(tiny_checkpoint):
+    engine = _engine(tiny_checkpoint)
+    prompts = [engine.encode("Q:1,+2\n"), engine.encode("Q:33,-4,*2\n")]
+    request = SamplingRequest(prompts=prompts, n=3, max_new_tokens=12, seed=7)
+    first = engine.generate(request)
+    assert [len(group) for group in first] == [3, 3]
+    assert all(len(s.token_ids) == len(s.logprobs) <= 12 for g in first for s in g)
+    again = engine.generate(request)
+    assert [[s.token_ids for s in g] for g in first] == [[s.token_ids for s in g] for g in again]
+    other = engine.generate(SamplingRequest(prompts=prompts, n=3, max_new_tokens=12, seed=8))
+    assert [[s.token_ids for s in g] for g in first] != [[s.token_ids for s in g] for g in other]
+
+
+def test_chunking_does_not_change_shapes(tiny_checkpoint):
+    request = SamplingRequest(prompts=[[20, 19, 5]] * 5, n=2, max_new_tokens=6, seed=1)
+    small = _engine(tiny_checkpoint, batch_size=3).generate(request)
+    assert [len(g) for g in small] == [2] * 5
+
+
+def test_logprobs_match_a_forward_pass(tiny_checkpoint):
+    engine = _engine(tiny_checkpoint)
+    prompt = engine.encode("Q:12,+7\n")
+    for temperature in (1.0, 0.7):
+        sample = engine.generate(SamplingRequest(prompts=[prompt], n=1, max_new_tokens=10, seed=3, temperature=temperature))[0][0]
+        ids = torch.tensor([prompt + sample.token_ids])
+        with torch.no_grad():
+            logits = engine.model(input_ids=ids).logits[:, len(prompt) - 1:-1]
+        expected = token_logprobs(logits, ids[:, len(prompt):], temperature)[0]
+        torch.testing.assert_close(torch.tensor(sample.logprobs), expected, atol=1e-4, rtol=1e-4)
+
+
+def test_stop_tokens_end_generation(tiny_checkpoint):
+    engine = _engine(tiny_checkpoint)
+    newline = engine.encode("\n")[0]
+    samples = engine.generate(SamplingRequest(prompts=[engine.encode("Q:5,+1\n")], n=8, max_new_tokens=30, seed=0, stop_token_ids=(newline,)))[0]
+    for s in samples:
+        stops = [i for i, t in enumerate(s.token_ids) if t in (newline, engine.eos_token_id)]
+        assert stops == ([len(s.token_ids) - 1] if s.finish_reason == "stop" else [])

@@ -1,0 +1,84 @@
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rlint.tasks.arithmetic import ArithmeticConfig, ArithmeticTask, parse_prompt, solve
+from rlint.tasks.base import TaskInputError
+
+
+def test_problems_are_deterministic_and_sliceable():
+    task = ArithmeticTask(ArithmeticConfig(seed=3))
+    first = task.problems("train", 0, 50)
+    assert first == ArithmeticTask(ArithmeticConfig(seed=3)).problems("train", 0, 50)
+    assert task.problems("train", 20, 10) == first[20:30]
+    assert first != ArithmeticTask(ArithmeticConfig(seed=4)).problems("train", 0, 50)
+
+
+def test_splits_are_disjoint():
+    task = ArithmeticTask()
+    train = {p.prompt for p in task.problems("train", 0, 2000)}
+    heldout = {p.prompt for p in task.problems("heldout", 0, 500)}
+    assert not train & heldout
+    assert len({p.problem_id for p in task.problems("heldout", 0, 500)}) == 500
+
+
+def test_difficulty_parameters_are_respected():
+    cfg = ArithmeticConfig(min_steps=2, max_steps=3, operand_max=5, value_max=40, operators="+-")
+    task = ArithmeticTask(cfg)
+    lengths = set()
+    for problem in task.problems("train", 0, 300):
+        start, ops = parse_prompt(problem.prompt)
+        lengths.add(len(ops))
+        assert all(op in "+-" and 1 <= b <= 5 for op, b in ops)
+        value = start
+        for line in solve(start, ops)[:-1]:
+            value = int(line.split("=")[1])
+            assert 0 <= value <= 40
+        assert problem.answer == str(value)
+    assert lengths == {2, 3}
+
+
+def test_reference_solution_scores_one_and_has_no_error():
+    task = ArithmeticTask()
+    for problem in task.problems("heldout", 0, 100):
+        solution = task.solution(problem)
+        assert task.reward(solution, problem.answer) == 1.0
+        assert task.first_error_step(problem, solution) is None
+
+
+@pytest.mark.parametrize("completion,expected", [
+    ("1+2=3\nA:3\n", 1.0), ("A:4\n", 0.0), ("1+2=3\n", None), ("", None), ("A:abc\n", None),
+    ("A:3\nA:4\n", 1.0), ("A:" + "9" * 40 + "\n", None),
+])
+def test_outcome_verifier(completion, expected):
+    assert ArithmeticTask().reward(completion, "3") == expected
+
+
+def test_step_checker_names_the_first_wrong_line():
+    task = ArithmeticTask()
+    problem = task.problems("train", 0, 1)[0]
+    lines = task.solution(problem).split("\n")[:-1]
+    for wrong in range(len(lines)):
+        broken = list(lines)
+        broken[wrong] = broken[wrong] + "0"
+        assert task.first_error_step(problem, "\n".join(broken) + "\n") == wrong + 1
+    assert task.first_error_step(problem, "\n".join(lines[:2])) == 3  # a missing line is wrong
+
+
+@given(st.text(max_size=200))
+@settings(max_examples=200, deadline=None)
+def test_verifiers_never_raise_on_arbitrary_text(text):
+    task = ArithmeticTask()
+    problem = task.problems("train", 0, 1)[0]
+    assert task.reward(text, problem.answer) in (0.0, 1.0, None)
+    step = task.first_error_step(problem, text)
+    assert step is None or 1 <= step
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"min_steps": 0}, {"min_steps": 4, "max_steps": 3}, {"operators": "/"}, {"operators": ""},
+    {"heldout_share": 1.0}, {"operand_max": 0},
+])
+def test_bad_difficulty_is_refused(kwargs):
+    with pytest.raises(TaskInputError):
+        ArithmeticConfig(**kwargs)

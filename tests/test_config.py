@@ -1,0 +1,37 @@
+import pytest
+
+from rlint.config import ConfigError, load_params
+from tests.conftest import REPO
+
+
+def test_repository_params_load():
+    params = load_params(REPO / "params.yaml")
+    assert params.mode == "internalized"
+    assert params.rounds["r2"] == {"id": 2, "prev": 1}
+
+
+@pytest.mark.parametrize("text,fragment", [
+    ("mode: fancy\n", "mode='fancy'"),
+    ("rollout:\n  samples_per_promt: 4\n", "rollout: unknown key(s) samples_per_promt"),
+    ("optimize:\n  lr: fast\n", "optimize.lr: expected float"),
+    ("sampling:\n  engine: vllm-nonexistent\n", "sampling.engine"),
+    ("bootstrap:\n  hidden_size: 100\n  heads: 3\n", "divisible"),
+    ("rounds:\n  r2: {id: 2, prev: 0}\n", "rounds.r2"),
+    ("task:\n  name: dataset\n", "task.path"),
+    ("mode: oracle\ntask:\n  name: dataset\n  path: x.jsonl\n", "ground-truth step checker"),
+    ("[1, 2]\n", "top level must be a mapping"),
+    ("a: [\n", "not valid YAML"),
+    ("mine:\n  value_threshold: 1.5\n", "mine.value_threshold"),
+])
+def test_bad_params_name_file_and_key(tmp_path, text, fragment):
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_params(path)
+    assert str(path) in str(err.value)
+    assert fragment in str(err.value)
+
+
+def test_missing_params_file(tmp_path):
+    with pytest.raises(ConfigError, match="file not found"):
+        load_params(tmp_path / "nope.yaml")
