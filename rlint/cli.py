@@ -1,4 +1,4 @@
-"""The ``rlint`` command: one sub-command per stage (what dvc.yaml calls), plus ``report``.
+"""The ``rlint`` command: one sub-command per stage (what dvc.yaml calls), plus ``report`` and ``add-round``.
 
 Exit codes: 0 done, 2 bad input (params, dataset, checkpoint), 1 anything else.
 """
@@ -23,6 +23,7 @@ def main(argv: list[str] | None = None) -> int:
         if stage != "bootstrap":
             sub.add_argument("--round", type=int, required=True, help="round number k >= 1")
     commands.add_parser("report", help="print the per-round metrics table")
+    commands.add_parser("add-round", help="append the next round to params.yaml (dvc.yaml picks it up)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
 
@@ -37,6 +38,11 @@ def main(argv: list[str] | None = None) -> int:
             from rlint.report import print_report
 
             print_report(root)
+            return 0
+        if args.command == "add-round":
+            from rlint.rounds import add_round
+
+            print(f"added round {add_round(root / args.params)}")
             return 0
         params = load_params(root / args.params if not Path(args.params).is_absolute() else args.params)
         if args.command != "bootstrap" and args.round < 1:

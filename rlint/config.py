@@ -57,7 +57,7 @@ class BootstrapConfig:
     layers: int = 4  # embedded model: decoder layers
     heads: int = 4  # embedded model: attention heads
     max_length: int = 128  # embedded model: context length in tokens
-    steps: int = 300  # supervised steps on worked solutions
+    steps: int = 375  # supervised steps on worked solutions
     batch_size: int = 64  # sequences per supervised step
     lr: float = 3e-3  # peak learning rate (cosine decay, 5% warm-up)
     eval_problems: int = 200  # held-out problems scored after training
@@ -102,12 +102,15 @@ class MineConfig:
     continuations_per_probe: int = 8  # M: continuations sampled to estimate one prefix value
     value_threshold: float = 0.0  # a prefix whose estimated value is <= this is "not recoverable"
     max_failures: int | None = None  # mine at most this many failures per round (None: all)
+    search: str = "binary"  # "binary" over steps, or "linear" (the per-step scan, for comparison)
 
     def __post_init__(self) -> None:
         if self.continuations_per_probe < 1:
             raise ConfigError("mine.continuations_per_probe must be >= 1")
         if not 0.0 <= self.value_threshold < 1.0:
             raise ConfigError("mine.value_threshold must be in [0, 1)")
+        if self.search not in ("binary", "linear"):
+            raise ConfigError(f"mine.search={self.search!r}: use 'binary' or 'linear'")
 
 
 @dataclass(frozen=True)

@@ -136,10 +136,17 @@ def raise_floor(search: FailureSearch, pool: PrefixPool, samples_per_probe: int,
             return
 
 
-def advance(search: FailureSearch, pool: PrefixPool, samples_per_probe: int, threshold: float) -> tuple[int, int] | None:
-    """Bisect as far as the pool allows; return ``(prefix steps, new samples needed)`` or None when done."""
+SEARCHES = ("binary", "linear")
+
+
+def advance(search: FailureSearch, pool: PrefixPool, samples_per_probe: int, threshold: float, strategy: str = "binary") -> tuple[int, int] | None:
+    """Search as far as the pool allows; return ``(prefix steps, new samples needed)`` or None when done.
+
+    ``strategy`` "binary" bisects ``(lo, hi)``; "linear" probes ``lo + 1`` (the per-step scan
+    that binary search is measured against).
+    """
     while not search.done:
-        mid = (search.lo + search.hi) // 2
+        mid = (search.lo + search.hi) // 2 if strategy == "binary" else search.lo + 1
         n, s = search.stats(pool, mid)
         verdict = judge(n, s, samples_per_probe, threshold)
         if verdict == "good" or verdict == "bad":
@@ -170,8 +177,9 @@ class Continuation:
 SampleFn = Callable[[list[tuple[str, Tokens]]], list[Continuation]]
 
 
-def locate_first_errors(searches: list[FailureSearch], pools: dict[str, PrefixPool], sample: SampleFn, samples_per_probe: int, threshold: float) -> int:
-    """Run every search to the end, sampling one batch per bisection level.
+def locate_first_errors(searches: list[FailureSearch], pools: dict[str, PrefixPool], sample: SampleFn, samples_per_probe: int, threshold: float,
+                        strategy: str = "binary") -> int:
+    """Run every search to the end, sampling one batch per search level.
 
     Requests for the same prefix (the same problem, the same tokens) are merged, so nothing is
     sampled twice. Returns the number of sampling levels used.
@@ -185,7 +193,7 @@ def locate_first_errors(searches: list[FailureSearch], pools: dict[str, PrefixPo
         owners: dict[tuple[str, Tokens], list[tuple[FailureSearch, int]]] = defaultdict(list)
         still_active = []
         for search in active:
-            request = advance(search, pools[search.problem_key], samples_per_probe, threshold)
+            request = advance(search, pools[search.problem_key], samples_per_probe, threshold, strategy)
             if request is None:
                 continue
             steps, count = request

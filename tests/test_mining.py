@@ -47,6 +47,17 @@ def test_binary_search_equals_linear_scan_and_costs_log_steps(n_steps, data, m):
     # one success proves a prefix good, so a good probe costs at most m and a bad one exactly m
     assert search.continuations_spent <= m * math.ceil(math.log2(n_steps + 1))
     assert search.continuations_spent == len(log)
+    linear = make_failure("f", n_steps)
+    linear_log = []
+    linear_sampler = exact_sampler(lambda key, prefix: values[next(j for j in range(n_steps + 1) if linear.prefix(j) == prefix)], linear_log)
+    locate_first_errors([linear], {"p": pool_with(linear)}, linear_sampler, m, 0.0, strategy="linear")
+    assert linear.hi == first_error
+
+
+def pool_with(search):
+    pool = PrefixPool()
+    pool.add(search.sequence, False, len(PROMPT))
+    return pool
 
 
 @given(n_steps=st.integers(2, 30), data=st.data())

@@ -96,7 +96,7 @@ def run(params: Params, round_id: int, root: Path) -> dict:
             # value of the true last good prefix: top it up to M samples, one batch
             _oracle_values(searches, pools, sample, m)
         else:
-            levels = locate_first_errors(searches, pools, sample, m, threshold)
+            levels = locate_first_errors(searches, pools, sample, m, threshold, params.mine.search)
     failures, continuations = [], []
     for search in searches:
         row = by_id[search.failure_id]

@@ -1,0 +1,78 @@
+"""Mining quality and cost on the embedded task, by the real rollout, mine and correct stages.
+
+Usage: python scripts/bench_mining.py [--checkpoint checkpoints/round=0] [--prompts 64] [--samples 8]
+       [--continuations 8] [--threshold 0.0] [--out /tmp/rlint-bench-mining]
+
+Samples rollouts of the given policy once, mines the same failures twice (binary search over
+steps, and the linear per-step scan with the same reuse rules), corrects the binary-search
+failures, and prints:
+- localization accuracy: share of located first errors equal to the ground-truth first error;
+- cost: continuations per failure, binary against linear;
+- correction yield: share of located failures with at least one verified corrected branch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import shutil
+import time
+from pathlib import Path
+
+from rlint.config import load_params
+from rlint.data import read_rows
+from rlint.stages import correct, mine, rollout
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--checkpoint", default="checkpoints/round=0")
+    parser.add_argument("--prompts", type=int, default=64)
+    parser.add_argument("--samples", type=int, default=8)
+    parser.add_argument("--continuations", type=int, default=8)
+    parser.add_argument("--threshold", type=float, default=0.0)
+    parser.add_argument("--out", default="/tmp/rlint-bench-mining")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    base = load_params(args.params)
+    params = dataclasses.replace(
+        base, mode="internalized",
+        rollout=dataclasses.replace(base.rollout, prompts_per_round=args.prompts, samples_per_prompt=args.samples),
+        mine=dataclasses.replace(base.mine, continuations_per_probe=args.continuations, value_threshold=args.threshold, max_failures=None),
+    )
+    out = Path(args.out)
+    shutil.rmtree(out, ignore_errors=True)
+    roots = {name: out / name for name in ("binary", "linear")}
+    for root in roots.values():
+        shutil.copytree(args.checkpoint, root / "checkpoints" / "round=0")
+    started = time.monotonic()
+    rollout.run(params, 1, roots["binary"])
+    shutil.copytree(roots["binary"] / "data", roots["linear"] / "data")
+    print(f"rollouts: {args.prompts} prompts x {args.samples} samples in {time.monotonic() - started:.1f}s")
+    results = {}
+    for name, root in roots.items():
+        started = time.monotonic()
+        metrics = mine.run(dataclasses.replace(params, mine=dataclasses.replace(params.mine, search=name)), 1, root)
+        failures = read_rows(root, "failures", 1)
+        results[name] = (metrics, failures, time.monotonic() - started)
+    correct_metrics = correct.run(params, 1, roots["binary"])
+
+    print(f"\nM = {args.continuations} continuations per probe, value threshold {args.threshold}")
+    print(f"{'search':8s} {'failures':>8s} {'located':>8s} {'loc_acc':>8s} {'cont/failure':>13s} {'tokens/failure':>15s} {'seconds':>8s}")
+    for name, (metrics, failures, seconds) in results.items():
+        print(f"{name:8s} {metrics['failures']:8d} {metrics['failures_located']:8d} {metrics['localization_accuracy'] or 0:8.3f} "
+              f"{metrics['continuations_per_failure']:13.2f} {metrics['mining_tokens'] / max(1, metrics['failures']):15.1f} {seconds:8.1f}")
+    binary, linear = results["binary"][0], results["linear"][0]
+    print(f"\ncost ratio binary/linear (continuations): {binary['continuations'] / max(1, linear['continuations']):.3f}")
+    decided = {}
+    for failure in results["binary"][1]:
+        decided[failure["decided_by"]] = decided.get(failure["decided_by"], 0) + 1
+    print(f"decided by: {decided}")
+    print(f"correction yield: {correct_metrics['correction_yield']:.3f} ({correct_metrics['failures_corrected']} of {binary['failures_located']} located failures, "
+          f"{correct_metrics['correction_samples']} extra samples)")
+
+
+if __name__ == "__main__":
+    main()

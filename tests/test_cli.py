@@ -1,0 +1,61 @@
+"""The CLI refuses bad input with exit code 2 and one line naming the file or field, writing nothing."""
+
+import shutil
+
+from rlint.cli import main
+from tests.conftest import REPO
+
+
+def _ws(tmp_path, extra=""):
+    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    if extra:
+        with open(tmp_path / "params.yaml", "a") as f:
+            f.write(extra)
+    return tmp_path
+
+
+def test_missing_checkpoint(tmp_path, capsys):
+    ws = _ws(tmp_path)
+    assert main(["--root", str(ws), "rollout", "--round", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "checkpoints/round=0: model directory not found" in err[0]
+    assert not (ws / "data").exists()
+
+
+def test_missing_stage_input(tmp_path, capsys):
+    ws = _ws(tmp_path)
+    assert main(["--root", str(ws), "credit", "--round", "1"]) == 2
+    assert "data/rollouts/round=1/part-0.parquet: missing" in capsys.readouterr().err
+
+
+def test_unknown_param_key(tmp_path, capsys):
+    ws = _ws(tmp_path, "extra_key: 1\n")
+    assert main(["--root", str(ws), "mine", "--round", "1"]) == 2
+    assert "unknown key(s) extra_key" in capsys.readouterr().err
+
+
+def test_round_zero_is_refused(tmp_path, capsys):
+    assert main(["--root", str(_ws(tmp_path)), "evaluate", "--round", "0"]) == 2
+    assert "rounds start at 1" in capsys.readouterr().err
+
+
+def test_checkpoint_without_safetensors(tmp_path, capsys, tiny_checkpoint):
+    ws = _ws(tmp_path)
+    target = ws / "checkpoints" / "round=0"
+    shutil.copytree(tiny_checkpoint, target)
+    (target / "model.safetensors").unlink()
+    assert main(["--root", str(ws), "rollout", "--round", "1"]) == 2
+    assert "no *.safetensors weights" in capsys.readouterr().err
+
+
+def test_report_prints_a_row_per_round(tmp_path, capsys):
+    metrics = tmp_path / "metrics"
+    (metrics / "evaluate").mkdir(parents=True)
+    (metrics / "rollout").mkdir()
+    (metrics / "evaluate" / "round=0.json").write_text('{"heldout_accuracy": 0.25}')
+    (metrics / "evaluate" / "round=1.json").write_text('{"heldout_accuracy": 0.5}')
+    (metrics / "rollout" / "round=1.json").write_text('{"train_accuracy": 0.4}')
+    assert main(["--root", str(tmp_path), "report"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[1].split()[:3] == ["0", "0.250", "-"]
+    assert lines[2].split()[:4] == ["1", "0.500", "0.400", "0.600"]
