@@ -103,12 +103,15 @@ class MineConfig:
     value_threshold: float = 0.0  # a prefix whose estimated value is <= this is "not recoverable"
     max_failures: int | None = None  # mine at most this many failures per round (None: all)
     search: str = "binary"  # "binary" over steps, or "linear" (the per-step scan, for comparison)
+    temperature: float = 1.0  # sampling temperature of the value-probe continuations
 
     def __post_init__(self) -> None:
         if self.continuations_per_probe < 1:
             raise ConfigError("mine.continuations_per_probe must be >= 1")
         if not 0.0 <= self.value_threshold < 1.0:
             raise ConfigError("mine.value_threshold must be in [0, 1)")
+        if self.temperature <= 0:
+            raise ConfigError("mine.temperature must be > 0")
         if self.search not in ("binary", "linear"):
             raise ConfigError(f"mine.search={self.search!r}: use 'binary' or 'linear'")
 

@@ -225,8 +225,13 @@ def locate_first_errors(searches: list[FailureSearch], pools: dict[str, PrefixPo
 
 
 def prefix_value(search: FailureSearch, pool: PrefixPool, steps: int) -> float | None:
-    """Monte Carlo value of a prefix from everything known; None when nothing passes through it."""
+    """Monte Carlo value of a prefix from everything known; None when nothing passes through it.
+
+    The whole failed completion (``steps == K``) has value 0 by its own reward.
+    """
     if steps < 0:
         return None
     n, s = search.stats(pool, steps)
+    if n == 0 and steps == search.n_steps:
+        return 0.0
     return s / n if n else None

@@ -33,6 +33,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=8)
     parser.add_argument("--continuations", type=int, default=8)
     parser.add_argument("--threshold", type=float, default=0.0)
+    parser.add_argument("--temperature", type=float, default=None, help="mine.temperature (default: params.yaml)")
     parser.add_argument("--out", default="/tmp/rlint-bench-mining")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -40,7 +41,8 @@ def main() -> None:
     params = dataclasses.replace(
         base, mode="internalized",
         rollout=dataclasses.replace(base.rollout, prompts_per_round=args.prompts, samples_per_prompt=args.samples),
-        mine=dataclasses.replace(base.mine, continuations_per_probe=args.continuations, value_threshold=args.threshold, max_failures=None),
+        mine=dataclasses.replace(base.mine, continuations_per_probe=args.continuations, value_threshold=args.threshold, max_failures=None,
+                                 temperature=args.temperature or base.mine.temperature),
     )
     out = Path(args.out)
     shutil.rmtree(out, ignore_errors=True)
@@ -59,7 +61,7 @@ def main() -> None:
         results[name] = (metrics, failures, time.monotonic() - started)
     correct_metrics = correct.run(params, 1, roots["binary"])
 
-    print(f"\nM = {args.continuations} continuations per probe, value threshold {args.threshold}")
+    print(f"\nM = {args.continuations} continuations per probe, value threshold {args.threshold}, mining temperature {params.mine.temperature}")
     print(f"{'search':8s} {'failures':>8s} {'located':>8s} {'loc_acc':>8s} {'cont/failure':>13s} {'tokens/failure':>15s} {'seconds':>8s}")
     for name, (metrics, failures, seconds) in results.items():
         print(f"{name:8s} {metrics['failures']:8d} {metrics['failures_located']:8d} {metrics['localization_accuracy'] or 0:8.3f} "

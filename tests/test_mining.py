@@ -6,7 +6,7 @@ from collections import Counter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rlint.mining import Continuation, FailureSearch, PrefixPool, locate_first_errors
+from rlint.mining import Continuation, FailureSearch, PrefixPool, locate_first_errors, prefix_value
 
 PROMPT = (1, 2)
 
@@ -96,6 +96,7 @@ def test_prefix_shared_with_successful_sibling_needs_no_sample():
     locate_first_errors([search], {"p": pool}, exact_sampler(lambda k, p: 0.0, log), 8, 0.0)
     assert (search.lo, search.hi) == (3, 4)
     assert log == [] and search.continuations_spent == 0
+    assert prefix_value(search, pool, 3) == 1.0 and prefix_value(search, pool, 4) == 0.0
 
 
 def test_identical_prefixes_of_two_failures_are_sampled_once():

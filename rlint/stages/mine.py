@@ -43,7 +43,7 @@ def make_sampler(engine, task, params: Params, answers: dict, prompt_lengths: di
         # completion tokens plus the continuation stay within sampling.max_new_tokens
         budgets = [max(1, max_total - (len(prefix) - prompt_lengths[key])) for key, prefix in requests]
         request = SamplingRequest(
-            prompts=[list(prefix) for _, prefix in requests], n=1, temperature=params.sampling.temperature,
+            prompts=[list(prefix) for _, prefix in requests], n=1, temperature=params.mine.temperature,
             top_p=params.sampling.top_p, max_new_tokens=max(budgets), seed=seed + 7919 * calls[0],
         )
         calls[0] += 1
