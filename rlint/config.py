@@ -31,7 +31,7 @@ class TaskConfig:
     max_steps: int = 5
     operand_max: int = 9  # arithmetic: operands are 1..operand_max
     value_max: int = 99  # arithmetic: intermediate values stay in 0..value_max
-    operators: str = "+-"  # arithmetic: subset of "+-*"
+    operators: str = "+-*"  # arithmetic: subset of "+-*"
     heldout_share: float = 0.2  # share of problems held out for evaluation
     path: str | None = None  # dataset: Parquet or JSONL file of problems
     question_field: str = "question"  # dataset: column holding the problem text
@@ -57,15 +57,16 @@ class BootstrapConfig:
     layers: int = 4  # embedded model: decoder layers
     heads: int = 4  # embedded model: attention heads
     max_length: int = 128  # embedded model: context length in tokens
-    steps: int = 375  # supervised steps on worked solutions
+    steps: int = 500  # supervised steps on worked solutions
+    train_problems: int = 20000  # worked solutions drawn from the train split
     batch_size: int = 64  # sequences per supervised step
-    lr: float = 3e-3  # peak learning rate (cosine decay, 5% warm-up)
+    lr: float = 3e-3  # learning rate (50 warm-up steps, then constant)
     eval_problems: int = 200  # held-out problems scored after training
 
     def __post_init__(self) -> None:
         if self.hidden_size % self.heads:
             raise ConfigError(f"bootstrap.hidden_size={self.hidden_size} must be divisible by bootstrap.heads={self.heads}")
-        for name in ("steps", "batch_size", "layers", "heads", "eval_problems"):
+        for name in ("steps", "batch_size", "layers", "heads", "eval_problems", "train_problems"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"bootstrap.{name} must be >= 1")
 

@@ -6,7 +6,6 @@ Loss is next-token cross-entropy on the solution tokens only; the prompt is cont
 from __future__ import annotations
 
 import logging
-import math
 import time
 
 import torch
@@ -28,12 +27,10 @@ def pack_batch(prompts: list[list[int]], targets: list[list[int]], pad_id: int):
     return input_ids, labels, attention_mask
 
 
-def cosine_lr(step: int, total: int, peak: float, warmup_share: float = 0.05) -> float:
-    warmup = max(1, int(total * warmup_share))
-    if step < warmup:
-        return peak * (step + 1) / warmup
-    progress = (step - warmup) / max(1, total - warmup)
-    return peak * 0.5 * (1.0 + math.cos(math.pi * progress))
+def warmup_constant_lr(step: int, peak: float, warmup_steps: int = 50) -> float:
+    """Linear warm-up, then constant: the model after N steps does not depend on the total
+    number of steps, so a calibration run's step-N model is exactly a bootstrap with N steps."""
+    return peak * min(1.0, (step + 1) / warmup_steps)
 
 
 def train_sft(model, examples: list[tuple[list[int], list[int]]], pad_id: int, steps: int, batch_size: int, lr: float, seed: int, on_step=None) -> list[float]:
@@ -48,7 +45,7 @@ def train_sft(model, examples: list[tuple[list[int], list[int]]], pad_id: int, s
     losses, started = [], time.monotonic()
     for step in range(steps):
         for group in optimizer.param_groups:
-            group["lr"] = cosine_lr(step, steps, lr)
+            group["lr"] = warmup_constant_lr(step, lr)
         index = torch.randint(len(examples), (batch_size,), generator=generator).tolist()
         input_ids, labels, attention_mask = pack_batch([examples[i][0] for i in index], [examples[i][1] for i in index], pad_id)
         loss = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels).loss

@@ -31,7 +31,7 @@ def main() -> None:
     tokenizer = build_char_tokenizer()
     model = build_tiny_llama(len(tokenizer), tokenizer, cfg.hidden_size, cfg.intermediate_size, cfg.layers, cfg.heads, cfg.max_length, seed)
     examples = [(tokenizer.encode(p.prompt, add_special_tokens=False), tokenizer.encode(task.solution(p), add_special_tokens=False) + [tokenizer.eos_token_id])
-                for p in task.problems("train", 0, max(cfg.steps * cfg.batch_size // 4, 1000))]
+                for p in task.problems("train", 0, cfg.train_problems)]
     heldout = task.problems("heldout", 0, cfg.eval_problems)
     started = time.monotonic()
 

@@ -42,10 +42,9 @@ def run(params: Params, root: Path) -> dict:
             raise ConfigError("params.yaml: bootstrap.model_path is required for task.name 'dataset' (the embedded model only knows the arithmetic task)")
         tokenizer = build_char_tokenizer()
         model = build_tiny_llama(len(tokenizer), tokenizer, cfg.hidden_size, cfg.intermediate_size, cfg.layers, cfg.heads, cfg.max_length, seed)
-        n_examples = max(cfg.steps * cfg.batch_size // 4, 1000)
         examples = [
             (tokenizer.encode(p.prompt, add_special_tokens=False), tokenizer.encode(task.solution(p), add_special_tokens=False) + [tokenizer.eos_token_id])
-            for p in task.problems("train", 0, n_examples)
+            for p in task.problems("train", 0, cfg.train_problems)
         ]
         log.info("bootstrap: %d parameters, %d worked solutions", sum(p.numel() for p in model.parameters()), len(examples))
         losses = train_sft(model, examples, tokenizer.pad_token_id, cfg.steps, cfg.batch_size, cfg.lr, seed)

@@ -116,7 +116,8 @@ def run(params: Params, round_id: int, root: Path) -> dict:
             "policy_version": round_id - 1, "problem_id": search.problem_key, "n_steps": search.n_steps,
             "first_error_step": search.hi if located else None,
             "value_before": prefix_value(search, pool, search.lo) if located else None,
-            "value_after": prefix_value(search, pool, search.hi) if located else None,
+            # oracle mode does not sample after the true error: the checker says it is wrong, so 0
+            "value_after": (prefix_value(search, pool, search.hi) or 0.0) if located else None,
             "probe_steps": search.probe_steps, "probe_values": search.probe_values, "decided_by": decided_by,
             "continuations_spent": search.continuations_spent, "tokens_spent": search.tokens_spent,
             "true_first_error_step": row["true_first_error_step"],

@@ -1,0 +1,35 @@
+"""A real round on a real-dataset task (the JSONL fixture, math-verify rewards) with a local model directory."""
+
+import dataclasses
+import shutil
+
+import pytest
+
+from rlint.config import Params, TaskConfig
+from rlint.data import read_rows
+from rlint.stages import correct, credit, evaluate, mine, optimize, rollout
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+
+def test_dataset_round_in_process(tmp_path, tiny_checkpoint):
+    shutil.copytree(tiny_checkpoint, tmp_path / "checkpoints" / "round=0")
+    base = Params()
+    params = dataclasses.replace(
+        base,
+        task=TaskConfig(name="dataset", path=str(REPO / "tests" / "fixtures" / "math_problems.jsonl"), id_field="id", heldout_share=0.25),
+        rollout=dataclasses.replace(base.rollout, prompts_per_round=3, samples_per_prompt=2),
+        mine=dataclasses.replace(base.mine, continuations_per_probe=2),
+        correct=dataclasses.replace(base.correct, max_samples=2),
+        sampling=dataclasses.replace(base.sampling, max_new_tokens=16),
+        evaluate=dataclasses.replace(base.evaluate, problems=2),
+    )
+    rollout.run(params, 1, tmp_path)
+    for stage in (mine, correct, credit, optimize, evaluate):
+        stage.run(params, 1, tmp_path)
+    rollouts = read_rows(tmp_path, "rollouts", 1)
+    assert len(rollouts) == 6 and all(r["true_first_error_step"] is None for r in rollouts)
+    assert all(r["reward"] in (0.0, 1.0, None) for r in rollouts)
+    assert len(read_rows(tmp_path, "train_set", 1)) >= 6
+    assert (tmp_path / "checkpoints" / "round=1" / "model.safetensors").is_file()
