@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -26,6 +27,12 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("add-round", help="append the next round to params.yaml (dvc.yaml picks it up)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    # models and data come from local paths only: never reach a hub at run time
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
 
     from rlint.config import ConfigError, load_params
     from rlint.data import DataError

@@ -13,8 +13,8 @@ import time
 from rlint.config import load_params, round_seed
 from rlint.engine.hf import TransformersEngine
 from rlint.evaluation import accuracy, score_policy
-from rlint.policy import build_char_tokenizer, build_tiny_llama
 from rlint.sft import train_sft
+from rlint.stages.bootstrap import embedded_policy
 from rlint.stages.common import seed_everything
 from rlint.tasks import load_task
 
@@ -28,10 +28,7 @@ def main() -> None:
     cfg, task = params.bootstrap, load_task(params.task)
     seed = round_seed(params, 0, "bootstrap")
     seed_everything(seed)
-    tokenizer = build_char_tokenizer()
-    model = build_tiny_llama(len(tokenizer), tokenizer, cfg.hidden_size, cfg.intermediate_size, cfg.layers, cfg.heads, cfg.max_length, seed)
-    examples = [(tokenizer.encode(p.prompt, add_special_tokens=False), tokenizer.encode(task.solution(p), add_special_tokens=False) + [tokenizer.eos_token_id])
-                for p in task.problems("train", 0, cfg.train_problems)]
+    model, tokenizer, examples = embedded_policy(params, task, seed)
     heldout = task.problems("heldout", 0, cfg.eval_problems)
     started = time.monotonic()
 

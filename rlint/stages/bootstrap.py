@@ -23,6 +23,18 @@ from rlint.tasks import load_task
 log = logging.getLogger(__name__)
 
 
+def embedded_policy(params: Params, task, seed: int):
+    """The untrained embedded model, its tokenizer and the worked solutions it learns from."""
+    cfg = params.bootstrap
+    tokenizer = build_char_tokenizer()
+    model = build_tiny_llama(len(tokenizer), tokenizer, cfg.hidden_size, cfg.intermediate_size, cfg.layers, cfg.heads, cfg.max_length, seed)
+    examples = [
+        (tokenizer.encode(p.prompt, add_special_tokens=False), tokenizer.encode(task.solution(p), add_special_tokens=False) + [tokenizer.eos_token_id])
+        for p in task.problems("train", 0, cfg.train_problems)
+    ]
+    return model, tokenizer, examples
+
+
 def run(params: Params, root: Path) -> dict:
     cfg = params.bootstrap
     task = load_task(params.task)
@@ -34,18 +46,13 @@ def run(params: Params, root: Path) -> dict:
         model, tokenizer = load_policy(source)
         with atomic_directory(target) as tmp:
             for item in sorted(source.iterdir()):
-                if item.is_file() and not item.suffix in (".bin", ".pt", ".pth", ".pkl"):
+                if item.is_file() and item.suffix not in (".bin", ".pt", ".pth", ".pkl"):
                     shutil.copy2(item, tmp / item.name)
         losses = []
     else:
         if task.name != "arithmetic":
             raise ConfigError("params.yaml: bootstrap.model_path is required for task.name 'dataset' (the embedded model only knows the arithmetic task)")
-        tokenizer = build_char_tokenizer()
-        model = build_tiny_llama(len(tokenizer), tokenizer, cfg.hidden_size, cfg.intermediate_size, cfg.layers, cfg.heads, cfg.max_length, seed)
-        examples = [
-            (tokenizer.encode(p.prompt, add_special_tokens=False), tokenizer.encode(task.solution(p), add_special_tokens=False) + [tokenizer.eos_token_id])
-            for p in task.problems("train", 0, cfg.train_problems)
-        ]
+        model, tokenizer, examples = embedded_policy(params, task, seed)
         log.info("bootstrap: %d parameters, %d worked solutions", sum(p.numel() for p in model.parameters()), len(examples))
         losses = train_sft(model, examples, tokenizer.pad_token_id, cfg.steps, cfg.batch_size, cfg.lr, seed)
         with atomic_directory(target) as tmp:

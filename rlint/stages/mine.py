@@ -77,6 +77,7 @@ def run(params: Params, round_id: int, root: Path) -> dict:
         searches = searches[: params.mine.max_failures]
     started = time.monotonic()
     levels = 0
+    pools: dict[str, PrefixPool] = {}
     if searches:
         task = load_task(params.task)
         seed = round_seed(params, round_id, "mine")
@@ -92,19 +93,41 @@ def run(params: Params, round_id: int, root: Path) -> dict:
                 true_step = by_id[search.failure_id]["true_first_error_step"]
                 if true_step is not None and true_step <= search.n_steps:
                     search.lo, search.hi = true_step - 1, true_step
-        if params.mode == "oracle":
             # value of the true last good prefix: top it up to M samples, one batch
             _oracle_values(searches, pools, sample, m)
         else:
             levels = locate_first_errors(searches, pools, sample, m, threshold, params.mine.search)
+    failures, continuations = mining_rows(searches, by_id, pools, params.mode, round_id)
+    write_rows(root, "failures", round_id, failures)
+    write_rows(root, "continuations", round_id, continuations)
+    located = [f for f in failures if f["first_error_step"] is not None]
+    with_truth = [f for f in located if f["true_first_error_step"] is not None]
+    metrics = {
+        "round": round_id,
+        "failures": len(failures),
+        "failures_located": len(located),
+        "continuations": len(continuations),
+        "continuations_per_failure": round(len(continuations) / max(1, len(failures)), 3),
+        "mining_tokens": sum(f["tokens_spent"] for f in failures),
+        "sampling_levels": levels,
+        "localization_accuracy": round(sum(f["first_error_step"] == f["true_first_error_step"] for f in with_truth) / len(with_truth), 4) if with_truth else None,
+        "seconds": round(time.monotonic() - started, 2),
+    }
+    write_json_atomic(metrics_path(root, "mine", round_id), metrics)
+    log.info("mine round %d: %s", round_id, metrics)
+    return metrics
+
+
+def mining_rows(searches: list[FailureSearch], rollouts_by_id: dict, pools: dict[str, PrefixPool], mode: str, round_id: int) -> tuple[list[dict], list[dict]]:
+    """Rows of the ``failures`` and ``continuations`` datasets for finished searches."""
     failures, continuations = [], []
     for search in searches:
-        row = by_id[search.failure_id]
+        row = rollouts_by_id[search.failure_id]
         pool = pools[search.problem_key]
         located = search.n_steps > 0 and search.hi >= 1 and search.done
         if search.n_steps == 0:
             decided_by = "no_steps"
-        elif params.mode == "oracle":
+        elif mode == "oracle":
             decided_by = "oracle" if row["true_first_error_step"] is not None else "oracle_none"
             located = row["true_first_error_step"] is not None and row["true_first_error_step"] <= search.n_steps
         elif search.hi == 0:
@@ -133,24 +156,7 @@ def run(params: Params, round_id: int, root: Path) -> dict:
                 "token_ids": list(cont.token_ids), "logprobs": list(cont.logprobs),
                 "completion": cont.text, "reward": cont.reward, "stage": "mine",
             })
-    write_rows(root, "failures", round_id, failures)
-    write_rows(root, "continuations", round_id, continuations)
-    located = [f for f in failures if f["first_error_step"] is not None]
-    with_truth = [f for f in located if f["true_first_error_step"] is not None]
-    metrics = {
-        "round": round_id,
-        "failures": len(failures),
-        "failures_located": len(located),
-        "continuations": len(continuations),
-        "continuations_per_failure": round(len(continuations) / max(1, len(failures)), 3),
-        "mining_tokens": sum(f["tokens_spent"] for f in failures),
-        "sampling_levels": levels,
-        "localization_accuracy": round(sum(f["first_error_step"] == f["true_first_error_step"] for f in with_truth) / len(with_truth), 4) if with_truth else None,
-        "seconds": round(time.monotonic() - started, 2),
-    }
-    write_json_atomic(metrics_path(root, "mine", round_id), metrics)
-    log.info("mine round %d: %s", round_id, metrics)
-    return metrics
+    return failures, continuations
 
 
 def _oracle_values(searches, pools, sample, m: int) -> None:
