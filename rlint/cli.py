@@ -27,12 +27,6 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("add-round", help="append the next round to params.yaml (dvc.yaml picks it up)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    # models and data come from local paths only: never reach a hub at run time
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
 
     from rlint.config import ConfigError, load_params
     from rlint.data import DataError
@@ -51,9 +45,15 @@ def main(argv: list[str] | None = None) -> int:
 
             print(f"added round {add_round(root / args.params)}")
             return 0
-        params = load_params(root / args.params if not Path(args.params).is_absolute() else args.params)
+        params = load_params(root / args.params)  # an absolute --params replaces root
         if args.command != "bootstrap" and args.round < 1:
             raise ConfigError(f"--round {args.round}: rounds start at 1 (round 0 is bootstrap)")
+        # models and data come from local paths only: never reach a hub at run time
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
         module = __import__(f"rlint.stages.{args.command}", fromlist=["run"])
         if args.command == "bootstrap":
             module.run(params, root)

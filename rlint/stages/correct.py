@@ -24,6 +24,12 @@ from rlint.tasks import load_task
 log = logging.getLogger(__name__)
 
 
+def last_good_prefix(failure: dict, parent: dict) -> tuple[int, int]:
+    """``(steps, token offset)`` of the failure's last good prefix in its parent's completion."""
+    steps = failure["first_error_step"] - 1
+    return steps, (parent["step_ends"][steps - 1] if steps > 0 else 0)
+
+
 def branch_candidates(failure: dict, parent: dict, known: list[dict]) -> list[dict]:
     """Successful known continuations that pass through the failure's last good prefix.
 
@@ -31,8 +37,7 @@ def branch_candidates(failure: dict, parent: dict, known: list[dict]) -> list[di
     sampled part), ``logprobs`` of the sampled part and ``reward``. The branch keeps only what
     comes after the last good prefix; duplicates of the same tokens are dropped.
     """
-    good_steps = failure["first_error_step"] - 1
-    offset = parent["step_ends"][good_steps - 1] if good_steps > 0 else 0
+    good_steps, offset = last_good_prefix(failure, parent)
     prefix = list(parent["prompt_token_ids"]) + list(parent["token_ids"][:offset])
     width, seen, out = len(prefix), set(), []
     for item in known:
@@ -67,7 +72,7 @@ def run(params: Params, round_id: int, root: Path) -> dict:
         })
     located = [f for f in failures if f["first_error_step"] is not None]
     branches = {f["failure_id"]: branch_candidates(f, rollouts[f["failure_id"]], known[f["problem_id"]]) for f in located}
-    spent: dict[str, int] = defaultdict(int)
+    spent: dict[str, int] = {}
     need = [f for f in located if not branches[f["failure_id"]]]
     if need and params.correct.max_samples > 0:
         task = load_task(params.task)
@@ -77,8 +82,7 @@ def run(params: Params, round_id: int, root: Path) -> dict:
         contexts = []
         for failure in need:
             parent = rollouts[failure["failure_id"]]
-            steps = failure["first_error_step"] - 1
-            offset = parent["step_ends"][steps - 1] if steps > 0 else 0
+            steps, offset = last_good_prefix(failure, parent)
             contexts.append((list(parent["prompt_token_ids"]), list(parent["token_ids"][:offset]), steps))
         request = SamplingRequest(
             prompts=[p + c for p, c, _ in contexts], n=params.correct.max_samples, temperature=params.sampling.temperature,
