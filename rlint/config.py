@@ -15,6 +15,8 @@ from pathlib import Path
 
 import yaml
 
+from rlint.mining import SEARCHES
+
 MODES = ("outcome", "internalized", "oracle")
 ENGINES = ("transformers",)
 
@@ -113,8 +115,8 @@ class MineConfig:
             raise ConfigError("mine.value_threshold must be in [0, 1)")
         if self.temperature <= 0:
             raise ConfigError("mine.temperature must be > 0")
-        if self.search not in ("binary", "linear"):
-            raise ConfigError(f"mine.search={self.search!r}: use 'binary' or 'linear'")
+        if self.search not in SEARCHES:
+            raise ConfigError(f"mine.search={self.search!r}: use one of {', '.join(SEARCHES)}")
 
 
 @dataclass(frozen=True)
