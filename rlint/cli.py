@@ -1,6 +1,6 @@
 """The ``rlint`` command: one sub-command per stage (what dvc.yaml calls), plus ``report`` and ``add-round``.
 
-Exit codes: 0 done, 2 bad input (params, dataset, checkpoint), 1 anything else.
+Exit codes: 0 done, 2 bad input (params, dataset, checkpoint, an engine not installed), 1 anything else.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from rlint.config import ConfigError, load_params
     from rlint.data import DataError
+    from rlint.engine import EngineError
     from rlint.policy import CheckpointError
     from rlint.tasks.base import TaskInputError
 
@@ -59,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
             module.run(params, root)
         else:
             module.run(params, args.round, root)
-    except (ConfigError, DataError, CheckpointError, TaskInputError) as err:
+    except (ConfigError, DataError, CheckpointError, EngineError, TaskInputError) as err:
         print(f"rlint {args.command}: error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -18,7 +18,8 @@ import yaml
 from rlint.mining import SEARCHES
 
 MODES = ("outcome", "internalized", "oracle")
-ENGINES = ("transformers",)
+ENGINES = ("auto", "vllm", "transformers")
+VLLM_DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
 class ConfigError(ValueError):
@@ -74,12 +75,32 @@ class BootstrapConfig:
 
 
 @dataclass(frozen=True)
+class VLLMConfig:
+    tensor_parallel_size: int = 1  # GPUs the model is sharded over (1 on a CPU)
+    gpu_memory_utilization: float = 0.3  # share of GPU memory vLLM may take; on a CPU, of host memory (KV cache included)
+    max_model_len: int | None = None  # context limit in tokens (prompt + completion); None: the model's own
+    dtype: str = "auto"  # weights and activations: "auto" (the checkpoint's), "float32", "bfloat16", "float16"
+    enforce_eager: bool = True  # skip torch.compile / CUDA graphs: fast start, slower steps
+
+    def __post_init__(self) -> None:
+        if self.tensor_parallel_size < 1:
+            raise ConfigError("sampling.vllm.tensor_parallel_size must be >= 1")
+        if not 0 < self.gpu_memory_utilization <= 1:
+            raise ConfigError("sampling.vllm.gpu_memory_utilization must be in (0, 1]")
+        if self.max_model_len is not None and self.max_model_len < 2:
+            raise ConfigError("sampling.vllm.max_model_len must be >= 2 or null")
+        if self.dtype not in VLLM_DTYPES:
+            raise ConfigError(f"sampling.vllm.dtype={self.dtype!r}: use one of {', '.join(VLLM_DTYPES)}")
+
+
+@dataclass(frozen=True)
 class SamplingConfig:
-    engine: str = "transformers"  # rollout engine backend
+    engine: str = "auto"  # "vllm", "transformers", or "auto" (vllm when it is installed, else transformers)
     temperature: float = 1.0  # sampling temperature of rollout, mine and correct
     top_p: float = 1.0  # nucleus sampling
     max_new_tokens: int = 64  # completion length limit in tokens
-    batch_size: int = 256  # sequences per generate call
+    batch_size: int = 256  # transformers engine: sequences per generate call (vLLM schedules its own batches)
+    vllm: VLLMConfig = field(default_factory=VLLMConfig)  # vLLM engine settings
 
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:

@@ -31,7 +31,8 @@ TINY_PARAMS = {
     "correct": {"max_samples": 2},
     "optimize": {"epochs": 1, "minibatch_size": 8},
     "evaluate": {"problems": 8},
-    "sampling": {"max_new_tokens": 40},
+    # the transformers engine keeps these workspaces fast; tests/engine/test_vllm.py runs vLLM
+    "sampling": {"max_new_tokens": 40, "engine": "transformers"},
 }
 
 

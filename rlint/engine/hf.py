@@ -17,6 +17,8 @@ log = logging.getLogger(__name__)
 
 
 class TransformersEngine:
+    name = "transformers"
+
     def __init__(self, model, tokenizer, batch_size: int = 256) -> None:
         self.model = model.eval()
         self.tokenizer = tokenizer

@@ -23,7 +23,7 @@ def run(params: Params, round_id: int, root: Path) -> dict:
     for row in rows:
         row.update(round=round_id, policy_version=round_id)
     write_rows(root, "eval", round_id, rows)
-    metrics = {"round": round_id, "heldout_accuracy": round(accuracy(rows), 4)}
+    metrics = {"round": round_id, "heldout_accuracy": round(accuracy(rows), 4), "engine": engine.name}
     write_json_atomic(metrics_path(root, "evaluate", round_id), metrics)
     log.info("evaluate round %d: %s", round_id, metrics)
     return metrics

@@ -68,6 +68,7 @@ def run(params: Params, round_id: int, root: Path) -> dict:
         "unscorable_rate": round(sum(r["reward"] is None for r in rows) / len(rows), 4),
         "generated_tokens": tokens,
         "tokens_per_second": round(tokens / seconds, 1),
+        "engine": engine.name,  # outputs differ between engines: which one sampled this round
     }
     write_json_atomic(metrics_path(root, "rollout", round_id), metrics)
     log.info("rollout round %d: %s", round_id, metrics)

@@ -1,0 +1,124 @@
+"""The vLLM rollout backend: one ``LLM`` per checkpoint, one batched ``generate`` per request.
+
+Prompts go in as token ids (no re-tokenization). Each of the ``len(prompts) * n`` sequences is
+its own vLLM request with its own seed, derived from the request seed and the sequence's
+position, so a request's output depends only on the request (the transformers engine's rule).
+
+Log-probabilities are vLLM's ``processed_logprobs``: the sampled token's log-probability after
+temperature scaling and top-p masking, i.e. under the distribution the sampler drew from, the
+definition the transformers engine uses (greedy decoding: under the raw logits, in both).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from pathlib import Path
+
+from rlint.engine.base import Sample, SamplingRequest
+
+log = logging.getLogger(__name__)
+
+# finish reasons vLLM reports for a completed request, mapped onto the engine interface's two
+FINISH_REASONS = {"stop": "stop", "length": "length"}
+
+
+def vllm_available() -> bool:
+    """Whether ``import vllm`` can succeed here (without importing it: that takes seconds)."""
+    import importlib.util
+
+    return importlib.util.find_spec("vllm") is not None
+
+
+def sequence_seed(seed: int, index: int) -> int:
+    """Seed of sequence ``index`` of a request seeded ``seed``: a stable 63-bit hash of both.
+
+    >>> sequence_seed(0, 1) == sequence_seed(0, 1) != sequence_seed(1, 0)
+    True
+    """
+    digest = hashlib.blake2b(f"{seed}:{index}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") >> 1
+
+
+class VLLMEngine:
+    """A checkpoint directory loaded once into vLLM; ``settings`` is a ``VLLMConfig``."""
+
+    name = "vllm"
+
+    def __init__(self, checkpoint: str | Path, settings) -> None:
+        # keep the engine core in this process: no child process, no __main__ guard needed
+        os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+        os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")  # no usage report over the network
+        os.environ.setdefault("DO_NOT_TRACK", "1")
+        from transformers import AutoTokenizer
+        from vllm import LLM
+
+        from rlint.policy import check_checkpoint
+
+        path = check_checkpoint(checkpoint)
+        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        self.eos_token_id = self.tokenizer.eos_token_id
+        started = time.monotonic()
+        self.llm = LLM(
+            model=str(path),
+            skip_tokenizer_init=False,  # token ids in and out (detokenize=False), but eos known to vLLM
+            tensor_parallel_size=settings.tensor_parallel_size,
+            gpu_memory_utilization=settings.gpu_memory_utilization,
+            max_model_len=settings.max_model_len,
+            dtype=settings.dtype,
+            enforce_eager=settings.enforce_eager,
+            logprobs_mode="processed_logprobs",
+            seed=0,  # every request carries its own seed
+        )
+        self.max_model_len = self.llm.llm_engine.model_config.max_model_len
+        log.info("vLLM engine on %s ready in %.1fs (max_model_len %d)", path, time.monotonic() - started, self.max_model_len)
+
+    def encode(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def decode(self, token_ids: list[int]) -> str:
+        return self.tokenizer.decode(token_ids, skip_special_tokens=True)
+
+    def generate(self, request: SamplingRequest, desc: str = "") -> list[list[Sample]]:
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        stop_ids = sorted({self.eos_token_id, *request.stop_token_ids})
+        greedy = request.temperature == 0
+        prompts, params = [], []
+        for i, prompt in enumerate(request.prompts):
+            # vLLM stops at max_model_len tokens in all; the transformers engine has no such cap
+            room = self.max_model_len - len(prompt)
+            if room < 1:
+                raise ValueError(
+                    f"prompt {i} has {len(prompt)} tokens: no room to generate within "
+                    f"sampling.vllm.max_model_len={self.max_model_len}"
+                )
+            for j in range(request.n):
+                prompts.append(TokensPrompt(prompt_token_ids=list(prompt)))
+                params.append(SamplingParams(
+                    n=1,
+                    temperature=request.temperature,
+                    top_p=1.0 if greedy else request.top_p,
+                    max_tokens=min(request.max_new_tokens, room),
+                    seed=sequence_seed(request.seed, i * request.n + j),
+                    stop_token_ids=stop_ids,
+                    logprobs=0,  # the sampled token's only
+                    detokenize=False,
+                ))
+        started = time.monotonic()
+        outputs = self.llm.generate(prompts, params, use_tqdm=False) if prompts else []
+        samples = []
+        for output in outputs:
+            completion = output.outputs[0]
+            tokens = list(completion.token_ids)
+            if completion.finish_reason not in FINISH_REASONS:
+                raise RuntimeError(f"vLLM request {output.request_id} ended with {completion.finish_reason!r}")
+            logprobs = [step[token].logprob for step, token in zip(completion.logprobs, tokens)]
+            samples.append(Sample(tokens, logprobs, FINISH_REASONS[completion.finish_reason]))
+        if desc:
+            log.info("%s %d sequences, %d tokens, %.1fs", desc, len(samples), sum(len(s.token_ids) for s in samples), time.monotonic() - started)
+        return [samples[i * request.n:(i + 1) * request.n] for i in range(len(request.prompts))]
