@@ -22,6 +22,10 @@ def test_repository_params_load():
     ("[1, 2]\n", "top level must be a mapping"),
     ("a: [\n", "not valid YAML"),
     ("mine:\n  value_threshold: 1.5\n", "mine.value_threshold"),
+    ("sampling:\n  vllm:\n    gpu_memory_fraction: 0.3\n", "sampling.vllm: unknown key(s) gpu_memory_fraction"),
+    ("sampling:\n  vllm:\n    dtype: int8\n", "sampling.vllm.dtype='int8'"),
+    ("sampling:\n  vllm:\n    gpu_memory_utilization: 1.5\n", "sampling.vllm.gpu_memory_utilization"),
+    ("sampling:\n  vllm:\n    enforce_eager: 1\n", "sampling.vllm.enforce_eager: expected bool"),
 ])
 def test_bad_params_name_file_and_key(tmp_path, text, fragment):
     path = tmp_path / "params.yaml"
@@ -35,3 +39,16 @@ def test_bad_params_name_file_and_key(tmp_path, text, fragment):
 def test_missing_params_file(tmp_path):
     with pytest.raises(ConfigError, match="file not found"):
         load_params(tmp_path / "nope.yaml")
+
+
+def test_engine_choice_follows_the_install(monkeypatch):
+    from rlint.engine import EngineError, engine_name
+    from rlint.engine import vllm as vllm_module
+
+    monkeypatch.setattr(vllm_module, "vllm_available", lambda: False)
+    assert engine_name("auto") == "transformers"
+    with pytest.raises(EngineError, match="sampling.engine=vllm: vLLM is not installed"):
+        engine_name("vllm")
+    monkeypatch.setattr(vllm_module, "vllm_available", lambda: True)
+    assert engine_name("auto") == "vllm"
+    assert engine_name("transformers") == "transformers"
