@@ -96,7 +96,7 @@ def child_bare(root: Path) -> dict:
     started = time.monotonic()
     llm = LLM(model=str(model), tensor_parallel_size=settings.tensor_parallel_size, gpu_memory_utilization=settings.gpu_memory_utilization,
               max_model_len=settings.max_model_len, dtype=settings.dtype, enforce_eager=settings.enforce_eager,
-              logprobs_mode="processed_logprobs", seed=0)
+              logprobs_mode="processed_logprobs", seed=0, enable_chunked_prefill=False)  # as VLLMEngine
     load = time.monotonic() - started
     sampling = SamplingParams(n=params.rollout.samples_per_prompt, temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=cfg.max_new_tokens,
                               seed=round_seed(params, 1, "rollout"), logprobs=0, detokenize=False)

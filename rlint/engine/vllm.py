@@ -72,6 +72,9 @@ class VLLMEngine:
             enforce_eager=settings.enforce_eager,
             logprobs_mode="processed_logprobs",
             seed=0,  # every request carries its own seed
+            # a prompt split over steps discards a sample, which vLLM 0.32 on the CPU cannot do for
+            # a seeded request ("CPU Generator does not use offset"): schedule whole prompts only
+            enable_chunked_prefill=False,
         )
         self.max_model_len = self.llm.llm_engine.model_config.max_model_len
         log.info("vLLM engine on %s ready in %.1fs (max_model_len %d)", path, time.monotonic() - started, self.max_model_len)

@@ -68,6 +68,15 @@ def test_shapes_and_seeding(engine):
     assert _ids(alone) == _ids(first)[:1]
 
 
+def test_batches_larger_than_one_scheduler_step(engine):
+    """More prompt tokens than vLLM's per-step budget (4096 on a CPU): seeded requests wait, unsplit."""
+    prompts = [engine.encode(f"Q:{i % 10},+{i % 7},*{i % 3},-1,+2,*3,+4\n") for i in range(400)]
+    assert sum(map(len, prompts)) > 4096
+    groups = engine.generate(SamplingRequest(prompts=prompts, n=1, max_new_tokens=3, seed=5))
+    assert [len(g) for g in groups] == [1] * 400
+    assert _ids(groups[:3]) == _ids(engine.generate(SamplingRequest(prompts=prompts[:3], n=1, max_new_tokens=3, seed=5)))
+
+
 def test_logprobs_are_the_sampling_distributions(engine, hf_model):
     """Finite, <= 0, and equal to the training model's temperature-scaled log-softmax."""
     prompt = engine.encode("Q:12,+7\n")
