@@ -85,6 +85,7 @@ def child_bare(root: Path) -> dict:
     from vllm.inputs import TokensPrompt
 
     from rlint.config import load_params, round_seed
+    from rlint.engine.vllm import sequence_seed
     from rlint.tasks import load_task
 
     params = load_params(root / "params.yaml")
@@ -98,8 +99,11 @@ def child_bare(root: Path) -> dict:
               max_model_len=settings.max_model_len, dtype=settings.dtype, enforce_eager=settings.enforce_eager,
               logprobs_mode="processed_logprobs", seed=0, enable_chunked_prefill=False)  # as VLLMEngine
     load = time.monotonic() - started
-    sampling = SamplingParams(n=params.rollout.samples_per_prompt, temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=cfg.max_new_tokens,
-                              seed=round_seed(params, 1, "rollout"), logprobs=0, detokenize=False)
+    # one seed per prompt (vLLM seeds its n samples seed, seed + 1, ...): one shared seed would give
+    # every prompt the same noise, so the same few samples' lengths
+    seed = round_seed(params, 1, "rollout")
+    sampling = [SamplingParams(n=params.rollout.samples_per_prompt, temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=cfg.max_new_tokens,
+                               seed=sequence_seed(seed, i), logprobs=0, detokenize=False) for i in range(len(prompts))]
     started = time.monotonic()
     outputs = llm.generate(prompts, sampling, use_tqdm=False)
     generate = time.monotonic() - started
@@ -128,6 +132,8 @@ def bench(name: str, model: Path, prompts: int, samples: int, tmp: Path) -> None
     print(f"stage / bare, wall incl. engine start: {vl['wall_s']:.1f}s / {bare['wall_s']:.1f}s = {vl['wall_s'] / bare['wall_s']:.2f}x")
     stage_work = vl["wall_s"] - vl["load_s"]
     print(f"stage / bare, after engine start:      {stage_work:.1f}s / {bare['generate_s']:.1f}s = {stage_work / bare['generate_s']:.2f}x")
+    per_token = (stage_work / vl["tokens"]) / (bare["generate_s"] / bare["tokens"])
+    print(f"stage / bare, seconds per generated token after engine start: {per_token:.2f}x")
 
 
 def main() -> None:

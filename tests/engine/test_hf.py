@@ -8,7 +8,7 @@ from rlint.losses import token_logprobs
 
 
 def _engine(path, batch_size=256):
-    return load_engine(str(path), SamplingConfig(batch_size=batch_size))
+    return load_engine(str(path), SamplingConfig(engine="transformers", batch_size=batch_size))
 
 
 def test_n_samples_per_prompt_and_seeded(tiny_checkpoint):

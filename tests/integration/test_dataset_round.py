@@ -22,7 +22,7 @@ def test_dataset_round_in_process(tmp_path, tiny_checkpoint):
         rollout=dataclasses.replace(base.rollout, prompts_per_round=3, samples_per_prompt=2),
         mine=dataclasses.replace(base.mine, continuations_per_probe=2),
         correct=dataclasses.replace(base.correct, max_samples=2),
-        sampling=dataclasses.replace(base.sampling, max_new_tokens=16),
+        sampling=dataclasses.replace(base.sampling, max_new_tokens=16, engine="transformers"),
         evaluate=dataclasses.replace(base.evaluate, problems=2),
     )
     rollout.run(params, 1, tmp_path)

@@ -6,7 +6,7 @@ from rlint.tasks.arithmetic import ArithmeticTask
 
 
 def test_rollout_rows_tie_ids_rewards_and_steps(tiny_checkpoint):
-    engine = load_engine(str(tiny_checkpoint), SamplingConfig())
+    engine = load_engine(str(tiny_checkpoint), SamplingConfig(engine="transformers"))
     task = ArithmeticTask()
     problems = task.problems("train", 0, 3)
     samples = engine.generate(SamplingRequest([engine.encode(p.prompt) for p in problems], n=2, max_new_tokens=20, seed=0))
