@@ -105,7 +105,7 @@ class MineConfig:
     continuations_per_probe: int = 8  # M: continuations sampled to estimate one prefix value
     value_threshold: float = 0.0  # a prefix whose estimated value is <= this is "not recoverable"
     max_failures: int | None = None  # mine at most this many failures per round (None: all)
-    search: str = "binary"  # "binary" over steps, or "linear" (the per-step scan, for comparison)
+    search: str = "binary"  # "binary" over steps; "linear" (scan to the first bad step) or "full" (every step), for comparison
     temperature: float = 1.0  # sampling temperature of the value-probe continuations
 
     def __post_init__(self) -> None:

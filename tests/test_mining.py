@@ -52,6 +52,15 @@ def test_binary_search_equals_linear_scan_and_costs_log_steps(n_steps, data, m):
     linear_sampler = exact_sampler(lambda key, prefix: values[next(j for j in range(n_steps + 1) if linear.prefix(j) == prefix)], linear_log)
     locate_first_errors([linear], {"p": pool_with(linear)}, linear_sampler, m, 0.0, strategy="linear")
     assert linear.hi == first_error
+    # the full scan labels every prefix 0..K-1 and finds the same step, at K probes
+    full = make_failure("f", n_steps)
+    full_log = []
+    full_sampler = exact_sampler(lambda key, prefix: values[next(j for j in range(n_steps + 1) if full.prefix(j) == prefix)], full_log)
+    locate_first_errors([full], {"p": pool_with(full)}, full_sampler, m, 0.0, strategy="full")
+    assert full.hi == first_error and full.lo == first_error - 1
+    assert sorted(full.probe_steps) == list(range(n_steps))
+    assert full.probe_verdicts == ["good" if j < first_error else "bad" for j in full.probe_steps]
+    assert full.continuations_spent == len(full_log) == n_steps * m  # nothing is known about any prefix beforehand
 
 
 def pool_with(search):

@@ -1,6 +1,7 @@
 """archive: the snapshot of hard start states after round k (see rlint/archive.py).
 
-Round 0's archive is empty (nothing was mined before round 1); ``outcome`` mode archives
+Round 0's archive is empty (nothing was mined before round 1), so round 1 does not read it;
+it exists for DVC, whose rollout and archive stages of round k depend on round k-1's. ``outcome`` mode archives
 nothing, so plain GRPO never replays.
 """
 
@@ -23,7 +24,7 @@ def run(params: Params, round_id: int, root: Path) -> dict:
         rows: list[dict] = []
     else:
         rows = update_archive(
-            read_rows(root, "archive", round_id - 1), read_rows(root, "rollouts", round_id), read_rows(root, "failures", round_id),
+            read_rows(root, "archive", round_id - 1) if round_id > 1 else [], read_rows(root, "rollouts", round_id), read_rows(root, "failures", round_id),
             read_rows(root, "corrections", round_id), round_id, params.archive.max_replays,
         )
     write_rows(root, "archive", round_id, rows)

@@ -66,7 +66,9 @@ def run(params: Params, round_id: int, root: Path) -> dict:
     seed_everything(seed)
     engine = load_engine(str(checkpoint_path(root, round_id - 1)), params.sampling)
     cfg = params.rollout
-    archived = read_rows(root, "archive", round_id - 1) if params.archive.replay_share > 0 and params.mode != "outcome" else []
+    # round 1 starts from the empty base archive (nothing was mined before it)
+    replaying = params.archive.replay_share > 0 and params.mode != "outcome" and round_id > 1
+    archived = read_rows(root, "archive", round_id - 1) if replaying else []
     replays = select_replays(archived, int(params.archive.replay_share * cfg.prompts_per_round))
     fresh = task.problems("train", (round_id - 1) * cfg.prompts_per_round, cfg.prompts_per_round - len(replays))
     problems = fresh + [Problem(e["problem_id"], e["prompt"], e["answer"]) for e in replays]

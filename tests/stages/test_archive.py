@@ -10,7 +10,7 @@ from tests.conftest import make_workspace
 
 def test_rollout_restarts_a_share_of_the_batch_from_the_archive(tmp_path, tiny_checkpoint):
     root = make_workspace(tmp_path / "ws", {"archive": {"replay_share": 0.5, "max_replays": 2}})
-    shutil.copytree(tiny_checkpoint, root / "checkpoints" / "round=0")
+    shutil.copytree(tiny_checkpoint, root / "checkpoints" / "round=1")
     params = load_params(root / "params.yaml")
     task = load_task(params.task)
     engine = load_engine(str(tiny_checkpoint), params.sampling)
@@ -23,9 +23,9 @@ def test_rollout_restarts_a_share_of_the_batch_from_the_archive(tmp_path, tiny_c
         "prefix_token_count": len(engine.encode(prefix)), "prefix_steps": 1, "reason": "uncorrected", "status": "open",
         "replays": 0, "solved_round": None, "true_first_error_step": 2,
     }
-    write_rows(root, "archive", 0, [entry])
-    metrics = rollout.run(params, 1, root)
-    rows = read_rows(root, "rollouts", 1)
+    write_rows(root, "archive", 1, [entry])
+    metrics = rollout.run(params, 2, root)
+    rows = read_rows(root, "rollouts", 2)
     assert metrics["replayed_prompts"] == 1 and len(rows) == 4 * 4  # 2 replays wanted, 1 open entry: 3 fresh + 1 replay
     replays = [r for r in rows if r["archive_id"] is not None]
     assert len(replays) == 4 and {r["problem_id"] for r in replays} == {problem.problem_id}
