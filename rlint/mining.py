@@ -143,7 +143,8 @@ SEARCHES = ("binary", "linear", "full")
 def advance(search: FailureSearch, pool: PrefixPool, samples_per_probe: int, threshold: float, strategy: str = "binary") -> tuple[int, int] | None:
     """Search as far as the pool allows; return ``(prefix steps, new samples needed)`` or None when done.
 
-    ``strategy`` "binary" bisects ``(lo, hi)``; "linear" probes ``lo + 1`` and stops at the first
+    ``strategy`` "binary" bisects ``(lo, hi)``, after settling the prompt when at most half a
+    probe's samples are missing there (the group's own rollouts pass through it); "linear" probes ``lo + 1`` and stops at the first
     bad prefix; "full" estimates every prefix ``0 .. K-1`` (the per-step scan of value-labelling
     methods) and then takes the first bad one. "linear" and "full" exist to measure binary
     search against.
@@ -152,6 +153,12 @@ def advance(search: FailureSearch, pool: PrefixPool, samples_per_probe: int, thr
         return _advance_full(search, pool, samples_per_probe, threshold)
     while not search.done:
         mid = (search.lo + search.hi) // 2 if strategy == "binary" else search.lo + 1
+        if strategy == "binary" and search.lo == -1 and 0 not in search.probe_steps:
+            # the prompt first when the group's rollouts nearly settle it: an unsolved prompt
+            # then ends the search for all its failures at the cost of a sample or two
+            n0, s0 = search.stats(pool, 0)
+            if not isinstance(v0 := judge(n0, s0, samples_per_probe, threshold), int) or v0 <= samples_per_probe // 2:
+                mid = 0
         n, s = search.stats(pool, mid)
         verdict = judge(n, s, samples_per_probe, threshold)
         if verdict == "good" or verdict == "bad":

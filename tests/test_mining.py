@@ -139,3 +139,16 @@ def test_unsolvable_prompt_is_reported_as_hi_zero():
     pool.add(PROMPT + search.token_ids, False, len(PROMPT))
     locate_first_errors([search], {"p": pool}, exact_sampler(lambda k, p: 0.0, []), 2, 0.0)
     assert search.hi == 0 and search.lo == -1
+
+
+def test_unsolved_prompt_is_settled_first_for_the_whole_group():
+    # 7 failed rollouts pass through the prompt, 6 besides each failure's own: two more (failing)
+    # samples settle V(prompt) = 0 for every failure of the group, with no probe of their middle steps
+    searches = [make_failure(f"f{i}", 6, base=100 * (i + 1)) for i in range(7)]
+    pool = PrefixPool()
+    for search in searches:
+        pool.add(search.sequence, False, len(PROMPT))
+    log = []
+    locate_first_errors(searches, {"p": pool}, exact_sampler(lambda key, prefix: 0.0, log), 8, 0.0)
+    assert log == [("p", PROMPT)] * 2  # drawn once, for all seven
+    assert all(s.hi == 0 and s.probe_steps == [0] for s in searches)
