@@ -246,12 +246,11 @@ def make_accelerator(cfg: OptimizeConfig) -> Accelerator:
     return Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=cfg.mixed_precision)
 
 
-def prepare_policy(path: Path, cfg: OptimizeConfig, accelerator: Accelerator):
-    """Load a checkpoint for training and hand it to the Accelerator. Returns ``(prepared model, tokenizer)``."""
-    model, tokenizer = load_policy(path)
+def prepare_model(model, cfg: OptimizeConfig, accelerator: Accelerator):
+    """Hand a model to the Accelerator for training (gradient checkpointing first, when asked)."""
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable()
-    return accelerator.prepare(model), tokenizer
+    return accelerator.prepare(model)
 
 
 def save_checkpoint(accelerator: Accelerator, model, tokenizer, path: Path, extra: dict) -> None:
@@ -272,7 +271,8 @@ def run(params: Params, round_id: int, root: Path) -> dict:
     set_seed(seed)
     rows = [r for r in read_rows(root, "train_set", round_id) if r["token_ids"] and any(w > 0 for w in r["loss_weights"])]
     accelerator = make_accelerator(cfg)
-    model, tokenizer = prepare_policy(checkpoint_path(root, round_id - 1), cfg, accelerator)
+    model, tokenizer = load_policy(checkpoint_path(root, round_id - 1))
+    model = prepare_model(model, cfg, accelerator)
     # the KL reference is the base policy; in round 1 that is the policy being trained, measured before its first update
     ref_is_policy = round_id - 1 == 0
     ref_model = None
