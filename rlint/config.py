@@ -132,6 +132,18 @@ class CorrectConfig:
 
 
 @dataclass(frozen=True)
+class ArchiveConfig:
+    replay_share: float = 0.125  # share of each round's prompts that restart from open archive entries
+    max_replays: int = 3  # an entry not solved after this many replays is retired
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.replay_share < 1.0:
+            raise ConfigError("archive.replay_share must be in [0, 1)")
+        if self.max_replays < 1:
+            raise ConfigError("archive.max_replays must be >= 1")
+
+
+@dataclass(frozen=True)
 class CreditConfig:
     estimator: str = "internalized"  # advantage estimator by name: grpo | drgrpo | internalized | info_gain (rlint/credit.py)
     process_weight: float = 1.0  # lambda: weight of the process advantage against the outcome one
@@ -212,6 +224,7 @@ class Params:
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
     mine: MineConfig = field(default_factory=MineConfig)
     correct: CorrectConfig = field(default_factory=CorrectConfig)
+    archive: ArchiveConfig = field(default_factory=ArchiveConfig)
     credit: CreditConfig = field(default_factory=CreditConfig)
     optimize: OptimizeConfig = field(default_factory=OptimizeConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
