@@ -227,3 +227,11 @@ def test_answer_probabilities_match_a_direct_forward(tiny_checkpoint):
                 logp = torch.log_softmax(model(torch.tensor([context + target])).logits[0] / 0.8, dim=-1)
             direct = sum(float(logp[len(context) - 1 + k, tok]) for k, tok in enumerate(target))
             assert value == pytest.approx(np.exp(direct), rel=1e-4)
+
+
+def test_sft_gate_reads_a_replayed_rollout_with_its_archived_prefix():
+    replay = {**_rollout(0, "p", 1.0, completion="A:4\n"), "prefix_token_count": 12}
+    rows = build_train_set([replay, _rollout(1, "p", 0.0)], [], [], Params(mode="internalized"))
+    assert rows[0]["sft"] is False  # the completion alone has no reasoning line
+    rows = build_train_set([replay, _rollout(1, "p", 0.0)], [], [], Params(mode="internalized"), replay_prefixes={replay["rollout_id"]: "1+1=2\n2+2=4\n"})
+    assert rows[0]["sft"] is True

@@ -43,14 +43,19 @@ def credit_inputs(rollouts: list[dict], failures: list[dict], branches: list[dic
 
 
 def build_train_set(rollouts: list[dict], failures: list[dict], branches: list[dict], params: Params, answer_probs: list[np.ndarray] | None = None,
-                    task=None) -> list[dict]:
-    """Train-set rows: one per rollout, one per corrected branch (mode "outcome": rollouts only)."""
+                    task=None, replay_prefixes: dict[str, str] | None = None) -> list[dict]:
+    """Train-set rows: one per rollout, one per corrected branch (mode "outcome": rollouts only).
+
+    ``replay_prefixes``: rollout_id -> text of the archived prefix a replayed rollout continued
+    (the format gate judges that prefix and the completion together, as the verifier did).
+    """
     task = task or load_task(params.task)
+    replay_prefixes = replay_prefixes or {}
     inputs = credit_inputs(rollouts, failures, branches, params.mode, answer_probs)
     rollout_credit, branch_credit = ESTIMATORS[params.credit.estimator].fn(inputs, params.credit)
     rows = []
     for rollout, (advantages, weights) in zip(rollouts, rollout_credit):
-        sft = rollout["reward"] == 1.0 and task.well_formed(rollout["completion"])
+        sft = rollout["reward"] == 1.0 and task.well_formed(replay_prefixes.get(rollout["rollout_id"], "") + rollout["completion"])
         rows.append(_row(rollout["rollout_id"], "rollout", rollout, list(rollout["prompt_token_ids"]), rollout["token_ids"], rollout["logprobs"],
                          advantages, weights, rollout["reward"], sft))
     parents = {r["rollout_id"]: r for r in rollouts}
@@ -58,7 +63,7 @@ def build_train_set(rollouts: list[dict], failures: list[dict], branches: list[d
         parent = parents[branch["parent_rollout_id"]]
         # the parent's good prefix is context (no loss): its tokens are trained once, in the parent's row
         context = list(parent["prompt_token_ids"]) + list(parent["token_ids"][: branch["branch_token_offset"]])
-        text = _prefix_text(parent["completion"], task.step_delimiter, branch["branch_step"]) + branch["completion"]
+        text = replay_prefixes.get(parent["rollout_id"], "") + _prefix_text(parent["completion"], task.step_delimiter, branch["branch_step"]) + branch["completion"]
         sft = branch["reward"] == 1.0 and task.well_formed(text)
         rows.append(_row(branch["branch_id"], "branch", parent, context, branch["token_ids"], branch["logprobs"], advantages, weights, branch["reward"], sft))
     return rows
@@ -112,11 +117,22 @@ def run(params: Params, round_id: int, root: Path) -> dict:
         model.eval()
         answer_text = (lambda answer: cfg.answer_text.replace("{answer}", answer)) if cfg.answer_text else task.answer_text
         answer_probs = answer_probabilities(rollouts, model, tokenizer, answer_text, cfg.score_batch_size, params.sampling.temperature)
-    rows = build_train_set(rollouts, failures, branches, params, answer_probs, task)
+    rows = build_train_set(rollouts, failures, branches, params, answer_probs, task, replay_prefixes(rollouts, checkpoint_path(root, round_id - 1)))
     write_rows(root, "train_set", round_id, rows)
     metrics = credit_metrics(rows, round_id, answer_probs)
     write_json_atomic(metrics_path(root, "credit", round_id), metrics)
     return metrics
+
+
+def replay_prefixes(rollouts: list[dict], checkpoint: Path) -> dict[str, str]:
+    """Text of the archived prefix at the end of each replayed rollout's context (decoded with the policy's tokenizer)."""
+    replays = [r for r in rollouts if r.get("prefix_token_count")]
+    if not replays:
+        return {}
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+    return {r["rollout_id"]: tokenizer.decode(r["prompt_token_ids"][-r["prefix_token_count"]:], skip_special_tokens=True) for r in replays}
 
 
 def credit_metrics(rows: list[dict], round_id: int, answer_probs: list[np.ndarray] | None) -> dict:
