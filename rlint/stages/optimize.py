@@ -172,8 +172,9 @@ def train(model, tokenizer, rows: list[dict], cfg: OptimizeConfig, accelerator: 
     """Measure, then update ``model`` (already prepared) over ``rows``. Returns the metrics and the seconds of each optimizer step."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     plan = minibatch_plan(len(rows), cfg.minibatch_size, cfg.epochs, seed)
+    # not prepared: Accelerate's scheduler wrapper steps once per process, and our steps already span all processes
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, len(plan), cfg.warmup_steps, cfg.lr_schedule))
-    optimizer, scheduler = accelerator.prepare(optimizer, scheduler)
+    optimizer = accelerator.prepare(optimizer)
     pad_id = tokenizer.pad_token_id
     before = measure(model, rows, cfg, accelerator, pad_id, temperature, ref_model, ref_is_policy)
 

@@ -27,7 +27,7 @@ def _launch(ws: Path, *launcher: str) -> subprocess.CompletedProcess:
 
 def test_accelerate_launch_cpu_config_and_two_processes_agree(tmp_path, tiny_checkpoint):
     ws = make_workspace(tmp_path / "ws", {"optimize": {"epochs": 1, "minibatch_size": 6, "micro_batch_size": 2, "lr": 0.01,
-                                                      "kl_coef": 0.1, "sft_weight": 0.5}})
+                                                      "kl_coef": 0.1, "sft_weight": 0.5, "lr_schedule": "cosine"}})
     shutil.copytree(tiny_checkpoint, ws / "checkpoints" / "round=0")
     write_rows(ws, "train_set", 1, _own_rows(tiny_checkpoint))
 
