@@ -7,7 +7,7 @@ import pytest
 
 from rlint.config import Params, TaskConfig
 from rlint.data import read_rows
-from rlint.stages import correct, credit, evaluate, mine, optimize, rollout
+from rlint.stages import archive, correct, credit, evaluate, mine, optimize, rollout
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow
@@ -25,8 +25,9 @@ def test_dataset_round_in_process(tmp_path, tiny_checkpoint):
         sampling=dataclasses.replace(base.sampling, max_new_tokens=16),
         evaluate=dataclasses.replace(base.evaluate, problems=2),
     )
+    archive.run(params, 0, tmp_path)  # the empty archive round 1 starts from (dvc.yaml: archive_base)
     rollout.run(params, 1, tmp_path)
-    for stage in (mine, correct, credit, optimize, evaluate):
+    for stage in (mine, correct, archive, credit, optimize, evaluate):
         stage.run(params, 1, tmp_path)
     rollouts = read_rows(tmp_path, "rollouts", 1)
     assert len(rollouts) == 6 and all(r["true_first_error_step"] is None for r in rollouts)
