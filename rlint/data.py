@@ -130,6 +130,7 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("advantages", _floats),  # per-token advantage
         ("loss_weights", _floats),  # per-token weight, 0 masks the token
         ("reward", pa.float32()),
+        ("sft", pa.bool_()),  # passed the task's format gate and its verifier: eligible for the supervised loss
     ]),
     "eval": pa.schema([
         ("round", pa.int32()),

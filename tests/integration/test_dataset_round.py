@@ -25,6 +25,7 @@ def test_dataset_round_in_process(tmp_path, tiny_checkpoint):
         sampling=dataclasses.replace(base.sampling, max_new_tokens=16),
         evaluate=dataclasses.replace(base.evaluate, problems=2),
     )
+    archive.run(params, 0, tmp_path)  # the empty archive round 1 starts from (dvc.yaml: archive_base)
     rollout.run(params, 1, tmp_path)
     for stage in (mine, correct, archive, credit, optimize, evaluate):
         stage.run(params, 1, tmp_path)
