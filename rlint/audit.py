@@ -171,7 +171,8 @@ def advantage_moments(train_set: pl.LazyFrame) -> pl.LazyFrame:
 
 def advantage_stats(moments: pl.DataFrame) -> pl.DataFrame:
     """Per (round, kind) and per round over both kinds ("all"): tokens, mean, std (population), shares, min, max."""
-    every = moments.group_by("round").agg(
+    moments = moments.sort("round", "kind")  # a fixed order of float sums: the same inputs give the same bits
+    every = moments.group_by("round", maintain_order=True).agg(
         pl.lit("all").alias("kind"), pl.col("tokens", "sum", "sum_sq", "positive", "negative").sum(),
         pl.col("advantage_min").min(), pl.col("advantage_max").max(),
     ).select(moments.columns)
@@ -296,8 +297,7 @@ def lineage(inputs: Inputs, any_id: str) -> list[Link]:
     Returns the links in order, the rollout last (it holds the prompt, round and policy version).
     Raises :class:`AuditError` for an id no dataset holds.
     """
-    match = _ROUND_OF_ID.match(any_id)
-    round_id = int(match.group(1)) if match else None
+    round_id = _round_of(any_id)
     start = next(
         ((ds, row) for ds, col in ID_COLUMNS.items() if (row := _find(inputs, ds, col, any_id, None if ds == "archive" else round_id))),
         None,
@@ -308,25 +308,28 @@ def lineage(inputs: Inputs, any_id: str) -> list[Link]:
     dataset, row = start
     chain = [Link(dataset, any_id, row)]
     while dataset != "rollouts":
-        nxt = _parent(dataset, row)
-        if nxt is None:
-            break
-        dataset, column, value = nxt
-        match = _ROUND_OF_ID.match(value)
-        found = _find(inputs, dataset, column, value, int(match.group(1)) if match else None)
+        candidates = _parents(dataset, row)
+        found = next(((ds, value, r) for ds, col, value in candidates if (r := _find(inputs, ds, col, value, _round_of(value)))), None)
         if found is None:
-            raise AuditError(f"{inputs.origin}: {chain[-1].dataset} row '{chain[-1].id}' names {column} '{value}', which {dataset} does not hold")
-        row = found
+            ds, col, value = candidates[-1]
+            raise AuditError(f"{inputs.origin}: {dataset} row '{chain[-1].id}' names {col} '{value}', which {ds} does not hold")
+        dataset, value, row = found
         chain.append(Link(dataset, value, row))
     return chain
 
 
-def _parent(dataset: str, row: dict) -> tuple[str, str, str] | None:
-    """The (dataset, id column, id) one link closer to the rollout."""
+def _round_of(any_id: str) -> int | None:
+    match = _ROUND_OF_ID.match(any_id)
+    return int(match.group(1)) if match else None
+
+
+def _parents(dataset: str, row: dict) -> list[tuple[str, str, str]]:
+    """Where to look for the next link closer to the rollout: (dataset, id column, id), first found wins."""
     if dataset == "train_set":
-        return ("branches", "branch_id", row["example_id"]) if row["kind"] == "branch" else ("rollouts", "rollout_id", row["rollout_id"])
+        if row["kind"] == "branch":
+            return [("branches", "branch_id", row["example_id"])]
+        # a failed rollout is also a failure (same id); a right one only a rollout
+        return [("failures", "failure_id", row["rollout_id"]), ("rollouts", "rollout_id", row["rollout_id"])]
     if dataset in ("branches", "continuations", "archive"):
-        return "failures", "failure_id", row["failure_id"]
-    if dataset == "failures":
-        return "rollouts", "rollout_id", row["rollout_id"]
-    return None
+        return [("failures", "failure_id", row["failure_id"])]
+    return [("rollouts", "rollout_id", row["rollout_id"])]  # failures
