@@ -11,10 +11,10 @@ from rlint.audit_sources import open_inputs
 def run_audit(root: Path, rev: str | None = None, html: Path | None = None, lineage_id: str | None = None, plots: Path | None = None) -> int:
     """Print the summary (or the lineage of ``lineage_id``); write the HTML report and the DVC plot files.
 
-    Without ``--rev`` the DVC plot files go to ``ROOT/audit`` unless ``plots`` names another folder;
-    with ``--rev`` only where ``plots`` says (the workspace holds another revision).
+    Plots (matplotlib) are drawn only when asked for: ``plots`` (SVG files for ``dvc plots show``)
+    or ``html``.
     """
-    from rlint.audit_render import format_lineage, format_summary, write_html, write_plots
+    from rlint.audit_render import format_lineage, format_summary
 
     with open_inputs(root, rev) as inputs:
         if lineage_id is not None:
@@ -22,11 +22,12 @@ def run_audit(root: Path, rev: str | None = None, html: Path | None = None, line
             return 0
         result = audit(inputs)
     print(format_summary(result))
-    if plots is None and rev is None:
-        plots = Path(root) / "audit"
-    if plots is not None:
-        written = write_plots(result, plots)
-        print(f"\nDVC plots: {len(written)} files in {plots} (`dvc plots show`)")
-    if html is not None:
-        print(f"HTML report: {write_html(result, html)}")
+    if plots is not None or html is not None:
+        from rlint.audit_plots import write_html, write_plots
+
+        if plots is not None:
+            written = write_plots(result, plots)
+            print(f"\nper-round curves: {len(written)} files in {plots} (`dvc plots show`)")
+        if html is not None:
+            print(f"HTML report: {write_html(result, html)}")
     return 0

@@ -29,27 +29,33 @@ def main(argv: list[str] | None = None) -> int:
     audit.add_argument("--rev", help="read the rounds of this git revision through DVC instead of the workspace")
     audit.add_argument("--html", type=Path, help="also write a self-contained HTML report to this file")
     audit.add_argument("--lineage", metavar="ID", help="print the chain of an example, branch, continuation, failure or rollout id instead")
-    audit.add_argument("--plots", type=Path, help="folder for the per-round curves of `dvc plots show` (default: ROOT/audit; none with --rev)")
+    audit.add_argument("--plots", type=Path, help="write the per-round curves (SVG) and rounds.json here; dvc.yaml's plots read ROOT/audit")
     commands.add_parser("add-round", help="append the next round to params.yaml (dvc.yaml picks it up)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
 
-    from rlint.config import ConfigError, load_params
     from rlint.data import DataError
+
+    root = Path(args.root)
+    if args.command == "audit":  # before the stage imports below: the audit needs no torch
+        from rlint.audit_cli import run_audit
+
+        try:
+            return run_audit(root, rev=args.rev, html=args.html, lineage_id=args.lineage, plots=args.plots)
+        except DataError as err:
+            print(f"rlint audit: error: {err}", file=sys.stderr)
+            return 2
+
+    from rlint.config import ConfigError, load_params
     from rlint.policy import CheckpointError
     from rlint.tasks.base import TaskInputError
 
-    root = Path(args.root)
     try:
         if args.command == "report":
             from rlint.report import print_report
 
             print_report(root)
             return 0
-        if args.command == "audit":
-            from rlint.audit_cli import run_audit
-
-            return run_audit(root, rev=args.rev, html=args.html, lineage_id=args.lineage, plots=args.plots)
         if args.command == "add-round":
             from rlint.rounds import add_round
 

@@ -23,7 +23,8 @@ import yaml
 from polars.testing import assert_frame_equal
 
 from rlint.audit import Inputs, advantage_moments, advantage_stats, archive_stats, audit, lineage, metrics_frame
-from rlint.audit_render import figures, format_lineage, format_summary, render_html
+from rlint.audit_plots import figures, render_html
+from rlint.audit_render import format_lineage, format_summary
 from rlint.audit_sources import open_inputs, workspace_inputs
 from rlint.cli import main
 from tests.conftest import REPO, make_workspace
@@ -200,7 +201,7 @@ def test_html_is_self_contained_with_every_figure_embedded(result):
 
 def test_cli_prints_the_summary_and_writes_html_and_dvc_plots(run_dir, tmp_path, capsys):
     html = tmp_path / "report.html"
-    assert main(["audit", "--root", str(run_dir), "--html", str(html)]) == 0
+    assert main(["audit", "--root", str(run_dir), "--html", str(html), "--plots", str(run_dir / "audit")]) == 0
     out = capsys.readouterr().out
     assert "Outcomes" in out and "Advantages of trained tokens, by kind" in out and html.is_file()
     # every image plot that dvc.yaml declares is written by the audit
