@@ -1,4 +1,4 @@
-"""The ``rlint`` command: one sub-command per stage (what dvc.yaml calls), plus ``report`` and ``add-round``.
+"""The ``rlint`` command: one sub-command per stage (what dvc.yaml calls), plus ``report``, ``audit`` and ``add-round``.
 
 Exit codes: 0 done, 2 bad input (params, dataset, checkpoint), 1 anything else.
 """
@@ -24,16 +24,32 @@ def main(argv: list[str] | None = None) -> int:
         if stage != "bootstrap":
             sub.add_argument("--round", type=int, required=True, help="round number k >= 1" + (" (0: the empty base archive)" if stage == "archive" else ""))
     commands.add_parser("report", help="print the per-round metrics table")
+    audit = commands.add_parser("audit", help="audit the supervision across rounds: summary, HTML report, lineage of an id")
+    audit.add_argument("--root", default=argparse.SUPPRESS, help="workspace root (same as the global --root)")
+    audit.add_argument("--rev", help="read the rounds of this git revision through DVC instead of the workspace")
+    audit.add_argument("--html", type=Path, help="also write a self-contained HTML report to this file")
+    audit.add_argument("--lineage", metavar="ID", help="print the chain of an example, branch, continuation, failure or rollout id instead")
+    audit.add_argument("--plots", type=Path, help="write the per-round curves (SVG) and rounds.json here; dvc.yaml's plots read ROOT/audit")
     commands.add_parser("add-round", help="append the next round to params.yaml (dvc.yaml picks it up)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
 
-    from rlint.config import ConfigError, load_params
     from rlint.data import DataError
+
+    root = Path(args.root)
+    if args.command == "audit":  # before the stage imports below: the audit needs no torch
+        from rlint.audit_cli import run_audit
+
+        try:
+            return run_audit(root, rev=args.rev, html=args.html, lineage_id=args.lineage, plots=args.plots)
+        except DataError as err:
+            print(f"rlint audit: error: {err}", file=sys.stderr)
+            return 2
+
+    from rlint.config import ConfigError, load_params
     from rlint.policy import CheckpointError
     from rlint.tasks.base import TaskInputError
 
-    root = Path(args.root)
     try:
         if args.command == "report":
             from rlint.report import print_report

@@ -1,0 +1,33 @@
+"""``rlint audit``: read the rounds, compute the audit, print it and write the requested files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rlint.audit import audit, lineage
+from rlint.audit_sources import open_inputs
+
+
+def run_audit(root: Path, rev: str | None = None, html: Path | None = None, lineage_id: str | None = None, plots: Path | None = None) -> int:
+    """Print the summary (or the lineage of ``lineage_id``); write the HTML report and the DVC plot files.
+
+    Plots (matplotlib) are drawn only when asked for: ``plots`` (SVG files for ``dvc plots show``)
+    or ``html``.
+    """
+    from rlint.audit_render import format_lineage, format_summary
+
+    with open_inputs(root, rev) as inputs:
+        if lineage_id is not None:
+            print(format_lineage(lineage(inputs, lineage_id)))
+            return 0
+        result = audit(inputs)
+    print(format_summary(result))
+    if plots is not None or html is not None:
+        from rlint.audit_plots import write_html, write_plots
+
+        if plots is not None:
+            written = write_plots(result, plots)
+            print(f"\nper-round curves: {len(written)} files in {plots} (`dvc plots show`)")
+        if html is not None:
+            print(f"HTML report: {write_html(result, html)}")
+    return 0
