@@ -35,7 +35,7 @@ ROUNDS = (1, 2)
 def make_real_run(path: Path, rounds: tuple[int, ...] = ROUNDS) -> Path:
     """Run rollout..evaluate in-process for ``rounds`` on the committed base policy (round 0)."""
     from rlint.config import load_params
-    from rlint.stages import correct, credit, evaluate, mine, optimize, rollout
+    from rlint.stages import archive, correct, credit, evaluate, mine, optimize, rollout
 
     ws = make_workspace(path, {
         "bootstrap": {"model_path": str(REPO / "checkpoints" / "round=0")},
@@ -48,7 +48,7 @@ def make_real_run(path: Path, rounds: tuple[int, ...] = ROUNDS) -> Path:
     shutil.copy(REPO / "metrics" / "evaluate" / "round=0.json", ws / "metrics" / "evaluate" / "round=0.json")
     params = load_params(ws / "params.yaml")
     for k in rounds:
-        for stage in (rollout, mine, correct, credit, optimize, evaluate):
+        for stage in (rollout, mine, correct, archive, credit, optimize, evaluate):
             stage.run(params, k, ws)
     return ws
 
@@ -161,7 +161,18 @@ def test_logprob_mismatch_comes_from_the_optimize_metrics(run_dir, result):
         assert by_round(result)[k]["logprob_mismatch_max"] == (pytest.approx(metrics["logprob_mismatch_max"]) if "logprob_mismatch_max" in metrics else None)
 
 
-def test_absent_archive_reads_as_na(run_dir, result):
+def test_archive_figures_match_the_snapshots(run_dir, result):
+    got = by_round(result)
+    for k in ROUNDS:
+        snapshot = rows(run_dir, "archive", k)
+        assert (got[k]["archive_size"] or 0) == len(snapshot)
+        assert (got[k]["archive_solved"] or 0) == sum(e["status"] == "solved" for e in snapshot)
+        assert (got[k]["archive_newly_solved"] or 0) == sum(e["solved_round"] == k for e in snapshot)
+
+
+def test_absent_archive_reads_as_na(run_dir):
+    inputs = workspace_inputs(run_dir)
+    result = audit(Inputs(frames={k: v for k, v in inputs.frames.items() if k != "archive"}, metrics=inputs.metrics, origin="test"))
     assert result.rounds["archive_size"].null_count() == result.rounds.height
     summary = format_summary(result)
     archive = summary.split("Archive of hard prefixes\n")[1].split("\n\n")[0].splitlines()[1:]
