@@ -57,6 +57,8 @@ class Inputs:
     frames: dict[str, pl.LazyFrame | None]
     metrics: dict[str, dict[int, dict]] = field(default_factory=dict)  # stage -> round -> metrics JSON
     origin: str = ""  # where it was read from, for the report header
+    # advantage_moments of the train set, when already known (a per-round cache): saves reading token lists
+    advantage_moments: pl.DataFrame | None = None
 
     def frame(self, dataset: str) -> pl.LazyFrame | None:
         return self.frames.get(dataset)
@@ -169,6 +171,12 @@ def advantage_moments(train_set: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
+MOMENT_COLUMNS = {
+    "round": ROUND, "kind": pl.String, "tokens": pl.UInt32, "sum": pl.Float64, "sum_sq": pl.Float64,
+    "positive": pl.UInt32, "negative": pl.UInt32, "advantage_min": pl.Float64, "advantage_max": pl.Float64,
+}
+
+
 def advantage_stats(moments: pl.DataFrame) -> pl.DataFrame:
     """Per (round, kind) and per round over both kinds ("all"): tokens, mean, std (population), shares, min, max."""
     moments = moments.sort("round", "kind")  # a fixed order of float sums: the same inputs give the same bits
@@ -239,10 +247,13 @@ def audit(inputs: Inputs) -> Audit:
     if failures is not None:
         names.append("first_errors")
         queries.append(first_error_distribution(failures))
-    if train_set is not None:
+    if train_set is not None and inputs.advantage_moments is None:
         names.append("advantages")
         queries.append(advantage_moments(train_set))
     results = dict(zip(names, pl.collect_all(queries)))
+    if inputs.advantage_moments is not None:
+        names.append("advantages")
+        results["advantages"] = inputs.advantage_moments
 
     from_metrics = metrics_frame(inputs.metrics)
     rounds = pl.concat([from_metrics.select("round")] + [results[n].select(pl.col("round").cast(ROUND)) for n in names]).unique()

@@ -8,15 +8,16 @@ from rlint.audit import audit, lineage
 from rlint.audit_sources import open_inputs
 
 
-def run_audit(root: Path, rev: str | None = None, html: Path | None = None, lineage_id: str | None = None, plots: Path | None = None) -> int:
+def run_audit(root: Path, rev: str | None = None, html: Path | None = None, lineage_id: str | None = None, plots: Path | None = None,
+              cache: bool = True) -> int:
     """Print the summary (or the lineage of ``lineage_id``); write the HTML report and the DVC plot files.
 
     Plots (matplotlib) are drawn only when asked for: ``plots`` (SVG files for ``dvc plots show``)
-    or ``html``.
+    or ``html``. ``cache``: per-round advantage moments in ``ROOT/audit/cache`` (workspace only).
     """
     from rlint.audit_render import format_lineage, format_summary
 
-    with open_inputs(root, rev) as inputs:
+    with open_inputs(root, rev, cache=cache and lineage_id is None) as inputs:
         if lineage_id is not None:
             print(format_lineage(lineage(inputs, lineage_id)))
             return 0

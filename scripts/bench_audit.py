@@ -6,8 +6,10 @@
 Every dataset the summary reads is generated with the schema of ``rlint/data.py`` (rollouts,
 failures, corrections, branches, train_set, eval, archive, metrics JSON), with short list columns
 (8 completion tokens) to fit disk and memory; continuations are not generated (the summary does not
-read them). Then ``rlint audit`` runs in a fresh process (imports included) and prints its wall
-time, the rows it read and the machine load; the computation alone is timed in-process too.
+read them). Then ``rlint audit`` runs in fresh processes (imports included): cold (no cache: every
+round's token lists are read), warm (the per-round advantage-moment cache of ``ROOT/audit/cache``
+holds every round), and with plots and HTML; each line gives the wall time and the machine load.
+The computation alone, with every round read, is timed in-process too.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -111,9 +114,22 @@ def make_round(root: Path, k: int, n: int, rng: np.random.Generator) -> dict[str
         "reward": pa.array(np.ones(b, dtype=np.float32)), "value_before": pa.array(rng.random(b, dtype=np.float32)),
     }), dataset_path(root, "branches", k))
 
+    # per-token credit as rlint/credit.py gives it: the GRPO outcome advantage of the rollout's group
+    # on every token; a located failure: 0 on its good prefix, V(e) - V(e-1) on step e, masked after;
+    # a branch: reward - V(branch point) on every token
     t = n + b
-    adv = np.concatenate([np.repeat(np.where(right, 1.0, -1.0), TOKENS) * rng.random(n * TOKENS), rng.random(b * TOKENS)]).astype(np.float32)
-    weights = (rng.random(t * TOKENS) < 0.9).astype(np.float32)
+    group = np.nan_to_num(reward.reshape(-1, samples).astype(np.float64))
+    outcome = ((group - group.mean(1, keepdims=True)) / (group.std(1, keepdims=True) + 1e-6)).reshape(-1)
+    step = np.tile(np.arange(TOKENS) // (TOKENS // STEPS) + 1, n).reshape(n, TOKENS)  # step of each token
+    error = np.full(n, STEPS + 1)
+    error[failed[located]] = first[located]
+    value_before = np.round(rng.random(n) * 8) / 8  # M = 8 continuations per probe
+    rollout_adv = np.where(step < error[:, None], np.where(error[:, None] <= STEPS, 0.0, outcome[:, None]),
+                           np.where(step == error[:, None], -value_before[:, None], outcome[:, None]))
+    rollout_w = (step <= error[:, None]).astype(np.float32)
+    branch_adv = np.repeat(1.0 - np.round(rng.random(b) * 8) / 8, TOKENS)
+    adv = np.concatenate([rollout_adv.reshape(-1), branch_adv]).astype(np.float32)
+    weights = np.concatenate([rollout_w.reshape(-1), np.ones(b * TOKENS, dtype=np.float32)])
     train_rollouts = rollout_ids + [rollout_ids[i] for i in parents]
     write_atomic(_table("train_set", {
         "example_id": pa.array(rollout_ids + branch_ids), "kind": pa.array(["rollout"] * n + ["branch"] * b),
@@ -185,17 +201,25 @@ def main() -> None:
         for _ in range(args.repeat):
             started = time.monotonic()
             result = audit(workspace_inputs(root))
-            print(f"audit computation (in-process): {time.monotonic() - started:.2f} s, {result.rounds.height} rounds; {load()}")
-        plots = root / "audit-plots"
-        command = [sys.executable, "-m", "rlint.cli", "audit", "--root", str(root), "--plots", str(plots)]
+            print(f"audit computation, every round read (in-process): {time.monotonic() - started:.2f} s, {result.rounds.height} rounds; {load()}")
+        cache = root / "audit" / "cache"
         env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
-        for _ in range(args.repeat):
+
+        def cli(label: str, *extra: str) -> subprocess.CompletedProcess:
             started = time.monotonic()
-            done = subprocess.run(command, capture_output=True, text=True, env=env)
+            done = subprocess.run([sys.executable, "-m", "rlint.cli", "audit", "--root", str(root), *extra], capture_output=True, text=True, env=env)
             wall = time.monotonic() - started
             if done.returncode != 0:
                 sys.exit(f"rlint audit failed: {done.stderr.strip()}")
-            print(f"`rlint audit` summary, fresh process (imports, summary, 7 SVG plots): {wall:.2f} s wall; {load()}")
+            print(f"`rlint audit {' '.join(extra)}` {label}, fresh process (imports included): {wall:.2f} s wall; {load()}")
+            return done
+
+        shutil.rmtree(cache, ignore_errors=True)
+        cli("summary, cold: no cache, every round's token lists read")
+        for _ in range(args.repeat):
+            done = cli("summary, warm: advantage moments of every round cached")
+        cli("summary, cold, cache off", "--no-cache")
+        cli("summary + 7 SVG plots + HTML, warm", "--plots", str(root / "audit"), "--html", str(root / "audit" / "report.html"))
         print("\n".join(done.stdout.splitlines()[:12]))
 
 

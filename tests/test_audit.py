@@ -225,6 +225,26 @@ def test_cli_lineage_and_bad_input_exit_2_with_one_line(run_dir, tmp_path, capsy
         assert len(err) == 1 and message in err[0], err
 
 
+def test_cached_advantage_moments_equal_a_fresh_read_and_follow_a_rewritten_round(run_dir, result, tmp_path):
+    ws = tmp_path / "ws"
+    shutil.copytree(run_dir / "data", ws / "data")
+    cache = tmp_path / "cache"
+    first = audit(workspace_inputs(ws, cache_dir=cache))  # computes every round, fills the cache
+    assert (cache / "advantage_moments.v1.parquet").is_file()
+    again = audit(workspace_inputs(ws, cache_dir=cache))  # every round from the cache
+    assert_frame_equal(first.advantages, result.advantages, rel_tol=1e-12, abs_tol=1e-12)
+    assert_frame_equal(again.advantages, result.advantages, rel_tol=1e-12, abs_tol=1e-12)
+    # a stage rewrites round 2: the cache entry no longer matches the file and is recomputed
+    path = ws / "data" / "train_set" / "round=2" / "part-0.parquet"
+    table = pq.read_table(path)
+    doubled = pl.from_arrow(table).with_columns(pl.col("advantages").list.eval(pl.element() * 2)).to_arrow().cast(table.schema)
+    pq.write_table(doubled, path)
+    changed = audit(workspace_inputs(ws, cache_dir=cache)).advantages
+    old, new = (f.filter((pl.col("round") == 2) & (pl.col("kind") == "all"))["advantage_mean"].item() for f in (result.advantages, changed))
+    assert new == pytest.approx(2 * old)
+    assert_frame_equal(changed.filter(pl.col("round") == 1), result.advantages.filter(pl.col("round") == 1), rel_tol=1e-12, abs_tol=1e-12)
+
+
 def test_archive_statistics_per_snapshot():
     archive = pl.DataFrame({
         "archive_id": ["a", "b", "a", "b", "c", "a", "b", "c"],
