@@ -24,11 +24,11 @@ def run_audit(root: Path, rev: str | None = None, html: Path | None = None, line
         result = audit(inputs)
     print(format_summary(result))
     if plots is not None or html is not None:
-        from rlint.audit_plots import write_html, write_plots
+        from rlint.audit_plots import write_outputs
 
+        written = write_outputs(result, plots, html)
         if plots is not None:
-            written = write_plots(result, plots)
-            print(f"\nper-round curves: {len(written)} files in {plots} (`dvc plots show`)")
+            print(f"\nper-round curves: {sum(p.parent == plots for p in written)} files in {plots} (`dvc plots show`)")
         if html is not None:
-            print(f"HTML report: {write_html(result, html)}")
+            print(f"HTML report: {html}")
     return 0
