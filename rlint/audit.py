@@ -305,7 +305,8 @@ def _find(inputs: Inputs, dataset: str, column: str, value: str, round_id: int |
 def lineage(inputs: Inputs, any_id: str) -> list[Link]:
     """The chain from ``any_id`` (example, branch, continuation, failure, rollout or archive id) back to its rollout.
 
-    Returns the links in order, the rollout last (it holds the prompt, round and policy version).
+    Returns the links in order, the rollout last (it holds the prompt, round and policy version); a
+    failure whose hard prefix was archived is preceded by its latest archive entry.
     Raises :class:`AuditError` for an id no dataset holds.
     """
     round_id = _round_of(any_id)
@@ -326,6 +327,15 @@ def lineage(inputs: Inputs, any_id: str) -> list[Link]:
             raise AuditError(f"{inputs.origin}: {dataset} row '{chain[-1].id}' names {col} '{value}', which {ds} does not hold")
         dataset, value, row = found
         chain.append(Link(dataset, value, row))
+    failure = next((link for link in chain if link.dataset == "failures"), None)
+    archive = inputs.frame("archive")
+    if failure is not None and archive is not None and not any(link.dataset == "archive" for link in chain):
+        # the failure's hard prefix, if it was archived: its latest snapshot
+        schema = archive.collect_schema()
+        latest = (archive.filter(pl.col("failure_id") == failure.id).sort("round", descending=True).head(1)
+                  .select([c for c, t in schema.items() if not isinstance(t, pl.List)]).collect().to_dicts())
+        if latest:
+            chain.insert(chain.index(failure), Link("archive", latest[0]["archive_id"], latest[0]))
     return chain
 
 

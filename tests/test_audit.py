@@ -190,6 +190,19 @@ def test_lineage_starts_from_any_id(run_dir):
     assert lineage(inputs, continuation["continuation_id"])[-1].id == continuation["failure_id"]
 
 
+def test_lineage_shows_the_archived_prefix_of_a_failure(run_dir):
+    failure = next(f for f in rows(run_dir, "failures", 1) if f["first_error_step"] is not None)
+    snapshots = pl.DataFrame({
+        "archive_id": [failure["failure_id"]] * 2, "round": [1, 2], "origin_round": [1, 1], "failure_id": [failure["failure_id"]] * 2,
+        "prefix_steps": [failure["first_error_step"] - 1] * 2, "status": ["open", "solved"], "solved_round": [None, 2], "replays": [0, 1],
+    }, schema_overrides={"round": pl.Int32, "origin_round": pl.Int32, "prefix_steps": pl.Int32, "solved_round": pl.Int32, "replays": pl.Int32})
+    inputs = workspace_inputs(run_dir)
+    inputs = Inputs(frames={**inputs.frames, "archive": snapshots.lazy()}, metrics=inputs.metrics, origin="test")
+    chain = lineage(inputs, failure["failure_id"])
+    assert [link.dataset for link in chain] == ["train_set", "archive", "failures", "rollouts"]
+    assert chain[1].row["round"] == 2 and "solved in round 2, replays 1 (snapshot after round 2)" in format_lineage(chain)
+
+
 def test_html_is_self_contained_with_every_figure_embedded(result):
     page = render_html(result)
     assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", page, re.I)
