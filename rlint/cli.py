@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-STAGES = ("bootstrap", "rollout", "mine", "correct", "credit", "optimize", "evaluate")
+STAGES = ("bootstrap", "rollout", "mine", "correct", "archive", "credit", "optimize", "evaluate")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     for stage in STAGES:
         sub = commands.add_parser(stage, help=f"run the {stage} stage")
         if stage != "bootstrap":
-            sub.add_argument("--round", type=int, required=True, help="round number k >= 1")
+            sub.add_argument("--round", type=int, required=True, help="round number k >= 1" + (" (0: the empty base archive)" if stage == "archive" else ""))
     commands.add_parser("report", help="print the per-round metrics table")
     audit = commands.add_parser("audit", help="audit the supervision across rounds: summary, HTML report, lineage of an id")
     audit.add_argument("--root", default=argparse.SUPPRESS, help="workspace root (same as the global --root)")
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"added round {add_round(root / args.params)}")
             return 0
         params = load_params(root / args.params)  # an absolute --params replaces root
-        if args.command != "bootstrap" and args.round < 1:
+        if args.command != "bootstrap" and args.round < (0 if args.command == "archive" else 1):
             raise ConfigError(f"--round {args.round}: rounds start at 1 (round 0 is bootstrap)")
         # models and data come from local paths only: never reach a hub at run time
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
