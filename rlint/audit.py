@@ -59,6 +59,8 @@ class Inputs:
     origin: str = ""  # where it was read from, for the report header
     # advantage_moments of the train set, when already known (a per-round cache): saves reading token lists
     advantage_moments: pl.DataFrame | None = None
+    # dataset -> rounds that have a file (possibly without rows): their counts are 0, not n/a
+    rounds_present: dict[str, list[int]] = field(default_factory=dict)
 
     def frame(self, dataset: str) -> pl.LazyFrame | None:
         return self.frames.get(dataset)
@@ -264,6 +266,10 @@ def audit(inputs: Inputs) -> Audit:
     for dataset, (_, columns) in _QUERIES.items():
         part = results[dataset] if dataset in results else pl.DataFrame(schema={"round": ROUND, **columns})
         table = table.join(part.with_columns(pl.col("round").cast(ROUND)), on="round", how="left")
+        present = pl.col("round").is_in(inputs.rounds_present.get(dataset, []))
+        table = table.with_columns(  # an empty file (no branches, an empty archive) counts 0
+            pl.when(present).then(pl.col(c).fill_null(0)).otherwise(pl.col(c)).alias(c) for c, t in columns.items() if t == pl.UInt32
+        )
     overall = advantages.filter(pl.col("kind") == "all").drop("kind").rename({"tokens": "trained_tokens"})
     table = table.join(overall.cast({"round": ROUND}), on="round", how="left").join(from_metrics, on="round", how="left")
     table = table.with_columns(

@@ -16,32 +16,16 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import polars as pl
-import pyarrow as pa
 
 from rlint.audit import DATASETS, MOMENT_COLUMNS, ROUND as ROUND_DTYPE, AuditError, Inputs, advantage_moments
 from rlint.data import SCHEMAS, write_atomic
-
-# The archive of hard prefixes (written by the mining/correction side): the columns the audit
-# relies on, used until rlint/data.py defines the dataset's schema.
-ARCHIVE_SCHEMA = pa.schema([
-    ("archive_id", pa.string()),
-    ("round", pa.int32()),  # snapshot: the archive after this round
-    ("origin_round", pa.int32()),
-    ("problem_id", pa.string()),
-    ("failure_id", pa.string()),
-    ("prefix_steps", pa.int32()),
-    ("status", pa.string()),  # "open" | "solved"
-    ("solved_round", pa.int32()),  # null while open
-    ("replays", pa.int32()),
-])
 
 _ROUND_DIR = re.compile(r"^round=(\d+)$")
 _ROUND_JSON = re.compile(r"^round=(\d+)\.json$")
 
 
 def dataset_schema(dataset: str) -> pl.Schema:
-    schema = SCHEMAS.get(dataset) or (ARCHIVE_SCHEMA if dataset == "archive" else None)
-    return pl.Schema(pl.from_arrow(schema.empty_table()).schema) if schema is not None else None
+    return pl.Schema(pl.from_arrow(SCHEMAS[dataset].empty_table()).schema)
 
 
 def round_files(root: str | Path, dataset: str) -> dict[int, Path]:
@@ -138,6 +122,7 @@ def workspace_inputs(root: str | Path, origin: str | None = None, cache_dir: Pat
         frames={dataset: scan_dataset(root, dataset) for dataset in DATASETS},
         metrics=load_metrics(root), origin=origin or str(root),
         advantage_moments=cached_advantage_moments(root, cache_dir) if cache_dir is not None else None,
+        rounds_present={dataset: list(round_files(root, dataset)) for dataset in DATASETS},
     )
 
 

@@ -29,7 +29,6 @@ import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from rlint.audit_sources import ARCHIVE_SCHEMA  # noqa: E402
 from rlint.data import SCHEMAS, dataset_path, write_atomic  # noqa: E402
 
 TOKENS = 8  # completion tokens per row (short lists keep 50 x 200,000 rollouts at a few GB)
@@ -42,8 +41,8 @@ def _lists(n: int, width: int, values: np.ndarray) -> pa.ListArray:
     return pa.ListArray.from_arrays(offsets, pa.array(values))
 
 
-def _table(dataset: str, columns: dict, schema: pa.Schema | None = None) -> pa.Table:
-    schema = schema or SCHEMAS[dataset]
+def _table(dataset: str, columns: dict) -> pa.Table:
+    schema = SCHEMAS[dataset]
     return pa.Table.from_arrays([columns[name] for name in schema.names], schema=schema)
 
 
@@ -153,13 +152,17 @@ def make_round(root: Path, k: int, n: int, rng: np.random.Generator) -> dict[str
     origin = (np.arange(a) // 2000 + 1).astype(np.int32)
     solved_round = origin + rng.integers(1, 20, a).astype(np.int32)
     solved = solved_round <= k
+    archive_ids = [f"r{o}-train-{i:07d}-s0" for o, i in zip(origin, np.arange(a) % 2000)]
     write_atomic(_table("archive", {
-        "archive_id": pa.array([f"a{o}-{i:06d}" for o, i in zip(origin, np.arange(a) % 2000)]), "round": pa.array(np.full(a, k, dtype=np.int32)),
+        "archive_id": pa.array(archive_ids), "round": pa.array(np.full(a, k, dtype=np.int32)),
         "origin_round": pa.array(origin), "problem_id": pa.array([f"train-{i:07d}" for i in range(a)]),
-        "failure_id": pa.array([f"r{o}-train-{i:07d}-s0" for o, i in zip(origin, np.arange(a) % 2000)]),
-        "prefix_steps": pa.array(rng.integers(1, STEPS, a).astype(np.int32)), "status": pa.array(np.where(solved, "solved", "open")),
-        "solved_round": pa.array(solved_round, mask=~solved), "replays": pa.array(rng.integers(0, 5, a).astype(np.int32)),
-    }, ARCHIVE_SCHEMA), root / "data" / "archive" / f"round={k}" / "part-0.parquet")
+        "failure_id": pa.array(archive_ids), "prompt": pa.array(["Q:1,+2\n"] * a), "answer": pa.array(["3"] * a),
+        "context_token_ids": _lists(a, PROMPT_TOKENS, rng.integers(0, 30, a * PROMPT_TOKENS, dtype=np.int32)),
+        "prefix_token_count": pa.array(np.full(a, 2, dtype=np.int32)),
+        "prefix_steps": pa.array(rng.integers(1, STEPS, a).astype(np.int32)), "reason": pa.array(["uncorrected"] * a),
+        "status": pa.array(np.where(solved, "solved", "open")), "replays": pa.array(rng.integers(0, 5, a).astype(np.int32)),
+        "solved_round": pa.array(solved_round, mask=~solved), "true_first_error_step": pa.array(rng.integers(1, STEPS + 1, a).astype(np.int32)),
+    }), dataset_path(root, "archive", k))
 
     metrics = root / "metrics" / "optimize" / f"round={k}.json"
     metrics.parent.mkdir(parents=True, exist_ok=True)

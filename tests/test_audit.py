@@ -35,7 +35,7 @@ ROUNDS = (1, 2)
 def make_real_run(path: Path, rounds: tuple[int, ...] = ROUNDS) -> Path:
     """Run rollout..evaluate in-process for ``rounds`` on the committed base policy (round 0)."""
     from rlint.config import load_params
-    from rlint.stages import correct, credit, evaluate, mine, optimize, rollout
+    from rlint.stages import archive, correct, credit, evaluate, mine, optimize, rollout
 
     ws = make_workspace(path, {
         "bootstrap": {"model_path": str(REPO / "checkpoints" / "round=0")},
@@ -47,8 +47,9 @@ def make_real_run(path: Path, rounds: tuple[int, ...] = ROUNDS) -> Path:
     (ws / "metrics" / "evaluate").mkdir(parents=True)
     shutil.copy(REPO / "metrics" / "evaluate" / "round=0.json", ws / "metrics" / "evaluate" / "round=0.json")
     params = load_params(ws / "params.yaml")
+    archive.run(params, 0, ws)  # the empty archive round 1 starts from (dvc.yaml: archive_base)
     for k in rounds:
-        for stage in (rollout, mine, correct, credit, optimize, evaluate):
+        for stage in (rollout, mine, correct, archive, credit, optimize, evaluate):
             stage.run(params, k, ws)
     return ws
 
@@ -161,8 +162,20 @@ def test_logprob_mismatch_comes_from_the_optimize_metrics(run_dir, result):
         assert by_round(result)[k]["logprob_mismatch_max"] == (pytest.approx(metrics["logprob_mismatch_max"]) if "logprob_mismatch_max" in metrics else None)
 
 
-def test_absent_archive_reads_as_na(run_dir, result):
-    assert result.rounds["archive_size"].null_count() == result.rounds.height
+def test_archive_figures_equal_a_recount_of_the_snapshots(run_dir, result):
+    got = by_round(result)
+    for k in (0, *ROUNDS):
+        snapshot = rows(run_dir, "archive", k)
+        assert got[k]["archive_size"] == len(snapshot)
+        assert got[k]["archive_solved"] == sum(a["status"] == "solved" for a in snapshot)
+        assert got[k]["archive_newly_solved"] == sum(a["status"] == "solved" and a["solved_round"] == k for a in snapshot)
+
+
+def test_absent_data_reads_as_na(run_dir, tmp_path):
+    ws = tmp_path / "ws"
+    shutil.copytree(run_dir / "data", ws / "data", ignore=shutil.ignore_patterns("archive", "corrections"))
+    result = audit(workspace_inputs(ws))
+    assert result.rounds["archive_size"].null_count() == result.rounds["correction_yield"].null_count() == result.rounds.height
     summary = format_summary(result)
     archive = summary.split("Archive of hard prefixes\n")[1].split("\n\n")[0].splitlines()[1:]
     assert archive and all(line.split()[1:] == ["n/a"] * 3 for line in archive)
@@ -185,8 +198,10 @@ def test_lineage_starts_from_any_id(run_dir):
     inputs = workspace_inputs(run_dir)
     failure = rows(run_dir, "failures", 1)[0]
     continuation = rows(run_dir, "continuations", 1)[0]
-    assert [link.dataset for link in lineage(inputs, failure["failure_id"])] == ["train_set", "failures", "rollouts"]  # the same id: example, failure, rollout
-    assert [link.dataset for link in lineage(inputs, continuation["continuation_id"])] == ["continuations", "failures", "rollouts"]
+    archived = {a["failure_id"] for k in ROUNDS for a in rows(run_dir, "archive", k)}
+    # the same id names the example, the failure and the rollout; a hard case also its archive entry
+    assert [link.dataset for link in lineage(inputs, failure["failure_id"])] == ["train_set", *(["archive"] * (failure["failure_id"] in archived)), "failures", "rollouts"]
+    assert [link.dataset for link in lineage(inputs, continuation["continuation_id"])] == ["continuations", *(["archive"] * (continuation["failure_id"] in archived)), "failures", "rollouts"]
     assert lineage(inputs, continuation["continuation_id"])[-1].id == continuation["failure_id"]
 
 
