@@ -57,6 +57,10 @@ class Inputs:
     frames: dict[str, pl.LazyFrame | None]
     metrics: dict[str, dict[int, dict]] = field(default_factory=dict)  # stage -> round -> metrics JSON
     origin: str = ""  # where it was read from, for the report header
+    # advantage_moments of the train set, when already known (a per-round cache): saves reading token lists
+    advantage_moments: pl.DataFrame | None = None
+    # dataset -> rounds that have a file (possibly without rows): their counts are 0, not n/a
+    rounds_present: dict[str, list[int]] = field(default_factory=dict)
 
     def frame(self, dataset: str) -> pl.LazyFrame | None:
         return self.frames.get(dataset)
@@ -169,6 +173,12 @@ def advantage_moments(train_set: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
+MOMENT_COLUMNS = {
+    "round": ROUND, "kind": pl.String, "tokens": pl.UInt32, "sum": pl.Float64, "sum_sq": pl.Float64,
+    "positive": pl.UInt32, "negative": pl.UInt32, "advantage_min": pl.Float64, "advantage_max": pl.Float64,
+}
+
+
 def advantage_stats(moments: pl.DataFrame) -> pl.DataFrame:
     """Per (round, kind) and per round over both kinds ("all"): tokens, mean, std (population), shares, min, max."""
     moments = moments.sort("round", "kind")  # a fixed order of float sums: the same inputs give the same bits
@@ -239,10 +249,13 @@ def audit(inputs: Inputs) -> Audit:
     if failures is not None:
         names.append("first_errors")
         queries.append(first_error_distribution(failures))
-    if train_set is not None:
+    if train_set is not None and inputs.advantage_moments is None:
         names.append("advantages")
         queries.append(advantage_moments(train_set))
     results = dict(zip(names, pl.collect_all(queries)))
+    if inputs.advantage_moments is not None:
+        names.append("advantages")
+        results["advantages"] = inputs.advantage_moments
 
     from_metrics = metrics_frame(inputs.metrics)
     rounds = pl.concat([from_metrics.select("round")] + [results[n].select(pl.col("round").cast(ROUND)) for n in names]).unique()
@@ -253,6 +266,10 @@ def audit(inputs: Inputs) -> Audit:
     for dataset, (_, columns) in _QUERIES.items():
         part = results[dataset] if dataset in results else pl.DataFrame(schema={"round": ROUND, **columns})
         table = table.join(part.with_columns(pl.col("round").cast(ROUND)), on="round", how="left")
+        present = pl.col("round").is_in(inputs.rounds_present.get(dataset, []))
+        table = table.with_columns(  # an empty file (no branches, an empty archive) counts 0
+            pl.when(present).then(pl.col(c).fill_null(0)).otherwise(pl.col(c)).alias(c) for c, t in columns.items() if t == pl.UInt32
+        )
     overall = advantages.filter(pl.col("kind") == "all").drop("kind").rename({"tokens": "trained_tokens"})
     table = table.join(overall.cast({"round": ROUND}), on="round", how="left").join(from_metrics, on="round", how="left")
     table = table.with_columns(
@@ -294,7 +311,8 @@ def _find(inputs: Inputs, dataset: str, column: str, value: str, round_id: int |
 def lineage(inputs: Inputs, any_id: str) -> list[Link]:
     """The chain from ``any_id`` (example, branch, continuation, failure, rollout or archive id) back to its rollout.
 
-    Returns the links in order, the rollout last (it holds the prompt, round and policy version).
+    Returns the links in order, the rollout last (it holds the prompt, round and policy version); a
+    failure whose hard prefix was archived is preceded by its latest archive entry.
     Raises :class:`AuditError` for an id no dataset holds.
     """
     round_id = _round_of(any_id)
@@ -315,6 +333,15 @@ def lineage(inputs: Inputs, any_id: str) -> list[Link]:
             raise AuditError(f"{inputs.origin}: {dataset} row '{chain[-1].id}' names {col} '{value}', which {ds} does not hold")
         dataset, value, row = found
         chain.append(Link(dataset, value, row))
+    failure = next((link for link in chain if link.dataset == "failures"), None)
+    archive = inputs.frame("archive")
+    if failure is not None and archive is not None and not any(link.dataset == "archive" for link in chain):
+        # the failure's hard prefix, if it was archived: its latest snapshot
+        schema = archive.collect_schema()
+        latest = (archive.filter(pl.col("failure_id") == failure.id).sort("round", descending=True).head(1)
+                  .select([c for c, t in schema.items() if not isinstance(t, pl.List)]).collect().to_dicts())
+        if latest:
+            chain.insert(chain.index(failure), Link("archive", latest[0]["archive_id"], latest[0]))
     return chain
 
 

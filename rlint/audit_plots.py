@@ -12,6 +12,7 @@ import html
 import io
 import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import matplotlib
@@ -79,8 +80,14 @@ def _advantage_figure(axes, audit: Audit) -> None:
     for kind, offset in (("rollout", -0.15), ("branch", 0.0), ("all", 0.15)):
         part = adv.filter(pl.col("kind") == kind)
         if part.height:
-            x = [k + offset for k in part["round"].to_list()]
-            left.errorbar(x, part["advantage_mean"].to_list(), yerr=part["advantage_std"].to_list(), marker="o", capsize=3, label=f"{kind} mean ± std")
+            mean, std = part["advantage_mean"].to_numpy(), part["advantage_std"].to_numpy()
+            if len(rounds) <= 12:  # few rounds: error bars, side by side
+                x = [k + offset for k in part["round"].to_list()]
+                left.errorbar(x, mean, yerr=std, marker="o", capsize=3, label=f"{kind} mean ± std")
+            else:  # many rounds: a band
+                x = part["round"].to_numpy()
+                (line,) = left.plot(x, mean, marker=".", label=f"{kind} mean ± std")
+                left.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.15)
             right.plot(part["round"].to_list(), part["positive_token_share"].to_list(), marker="^", label=f"{kind} > 0")
             right.plot(part["round"].to_list(), part["negative_token_share"].to_list(), marker="v", linestyle="--", label=f"{kind} < 0")
     for ax, ylabel in ((left, "advantage per trained token"), (right, "share of trained tokens")):
@@ -140,16 +147,33 @@ def _write_atomic(path: Path, data: bytes) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def write_plots(audit: Audit, folder: Path) -> list[Path]:
+Figures = dict[str, tuple[str, plt.Figure]]
+
+
+@contextmanager
+def _drawn(audit: Audit, figs: Figures | None):
+    """The given figures, or new ones that are closed afterwards."""
+    if figs is not None:
+        yield figs
+        return
+    figs = figures(audit)
+    try:
+        yield figs
+    finally:
+        for _, fig in figs.values():
+            plt.close(fig)
+
+
+def write_plots(audit: Audit, folder: Path, figs: Figures | None = None) -> list[Path]:
     """The per-round curves as SVG files (DVC image plots) and the per-round table as ``rounds.json``."""
     written = []
-    for name, (_, fig) in figures(audit).items():
-        buffer = io.StringIO()
-        fig.savefig(buffer, format="svg", metadata={"Date": None})
-        plt.close(fig)
-        path = folder / f"{name}.svg"
-        _write_atomic(path, buffer.getvalue().encode())
-        written.append(path)
+    with _drawn(audit, figs) as drawn:
+        for name, (_, fig) in drawn.items():
+            buffer = io.StringIO()
+            fig.savefig(buffer, format="svg", metadata={"Date": None})
+            path = folder / f"{name}.svg"
+            _write_atomic(path, buffer.getvalue().encode())
+            written.append(path)
     path = folder / "rounds.json"
     _write_atomic(path, (json.dumps(audit.rounds.to_dicts(), indent=1) + "\n").encode())
     return written + [path]
@@ -176,20 +200,20 @@ def _html_table(cells: list[list[str]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def render_html(audit: Audit) -> str:
+def render_html(audit: Audit, figs: Figures | None = None) -> str:
     """One self-contained HTML page: the summary tables and every figure as an embedded PNG."""
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         f"<title>rlint audit</title><style>{STYLE}</style></head><body>",
         "<h1>rlint audit</h1>",
-        f"<p class='note'>{html.escape(audit.origin)}; rounds "
-        f"{', '.join(map(str, audit.rounds['round'].to_list()))}. n/a: not recorded for that round.</p>",
+        f"<p class='note'>{html.escape(audit.origin)}: {audit.rounds.height} round(s), {audit.rounds['round'].min()}..{audit.rounds['round'].max()}."
+        " n/a: not recorded for that round.</p>",
         "<h2>Per-round curves</h2><div class='figs'>",
     ]
-    for name, (title, fig) in figures(audit).items():
-        data = base64.b64encode(_png(fig)).decode()
-        plt.close(fig)
-        parts.append(f"<img id='fig-{name}' alt='{html.escape(title)}' src='data:image/png;base64,{data}'>")
+    with _drawn(audit, figs) as drawn:
+        for name, (title, fig) in drawn.items():
+            data = base64.b64encode(_png(fig)).decode()
+            parts.append(f"<img id='fig-{name}' alt='{html.escape(title)}' src='data:image/png;base64,{data}'>")
     parts.append("</div>")
     for title, cells in sections(audit):
         parts.append(f"<h2>{html.escape(title)}</h2>{_html_table(cells)}")
@@ -198,6 +222,19 @@ def render_html(audit: Audit) -> str:
     return "\n".join(parts)
 
 
-def write_html(audit: Audit, path: Path) -> Path:
-    _write_atomic(Path(path), render_html(audit).encode())
+def write_html(audit: Audit, path: Path, figs: Figures | None = None) -> Path:
+    _write_atomic(Path(path), render_html(audit, figs).encode())
     return Path(path)
+
+
+def write_outputs(audit: Audit, plots: Path | None, html_path: Path | None) -> list[Path]:
+    """Draw the figures once; write the SVG plot files and/or the HTML report."""
+    figs = figures(audit)
+    try:
+        written = write_plots(audit, plots, figs) if plots is not None else []
+        if html_path is not None:
+            written.append(write_html(audit, html_path, figs))
+        return written
+    finally:
+        for _, fig in figs.values():
+            plt.close(fig)

@@ -30,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     audit.add_argument("--html", type=Path, help="also write a self-contained HTML report to this file")
     audit.add_argument("--lineage", metavar="ID", help="print the chain of an example, branch, continuation, failure or rollout id instead")
     audit.add_argument("--plots", type=Path, help="write the per-round curves (SVG) and rounds.json here; dvc.yaml's plots read ROOT/audit")
+    audit.add_argument("--no-cache", action="store_true", help="recompute every round (default: per-round advantage moments cached in ROOT/audit/cache)")
     commands.add_parser("add-round", help="append the next round to params.yaml (dvc.yaml picks it up)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
@@ -41,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         from rlint.audit_cli import run_audit
 
         try:
-            return run_audit(root, rev=args.rev, html=args.html, lineage_id=args.lineage, plots=args.plots)
+            return run_audit(root, rev=args.rev, html=args.html, lineage_id=args.lineage, plots=args.plots, cache=not args.no_cache)
         except DataError as err:
             print(f"rlint audit: error: {err}", file=sys.stderr)
             return 2

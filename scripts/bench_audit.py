@@ -6,8 +6,10 @@
 Every dataset the summary reads is generated with the schema of ``rlint/data.py`` (rollouts,
 failures, corrections, branches, train_set, eval, archive, metrics JSON), with short list columns
 (8 completion tokens) to fit disk and memory; continuations are not generated (the summary does not
-read them). Then ``rlint audit`` runs in a fresh process (imports included) and prints its wall
-time, the rows it read and the machine load; the computation alone is timed in-process too.
+read them). Then ``rlint audit`` runs in fresh processes (imports included): cold (no cache: every
+round's token lists are read), warm (the per-round advantage-moment cache of ``ROOT/audit/cache``
+holds every round), and with plots and HTML; each line gives the wall time and the machine load.
+The computation alone, with every round read, is timed in-process too.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -26,7 +29,6 @@ import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from rlint.audit_sources import ARCHIVE_SCHEMA  # noqa: E402
 from rlint.data import SCHEMAS, dataset_path, write_atomic  # noqa: E402
 
 TOKENS = 8  # completion tokens per row (short lists keep 50 x 200,000 rollouts at a few GB)
@@ -39,8 +41,8 @@ def _lists(n: int, width: int, values: np.ndarray) -> pa.ListArray:
     return pa.ListArray.from_arrays(offsets, pa.array(values))
 
 
-def _table(dataset: str, columns: dict, schema: pa.Schema | None = None) -> pa.Table:
-    schema = schema or SCHEMAS[dataset]
+def _table(dataset: str, columns: dict) -> pa.Table:
+    schema = SCHEMAS[dataset]
     return pa.Table.from_arrays([columns[name] for name in schema.names], schema=schema)
 
 
@@ -111,9 +113,22 @@ def make_round(root: Path, k: int, n: int, rng: np.random.Generator) -> dict[str
         "reward": pa.array(np.ones(b, dtype=np.float32)), "value_before": pa.array(rng.random(b, dtype=np.float32)),
     }), dataset_path(root, "branches", k))
 
+    # per-token credit as rlint/credit.py gives it: the GRPO outcome advantage of the rollout's group
+    # on every token; a located failure: 0 on its good prefix, V(e) - V(e-1) on step e, masked after;
+    # a branch: reward - V(branch point) on every token
     t = n + b
-    adv = np.concatenate([np.repeat(np.where(right, 1.0, -1.0), TOKENS) * rng.random(n * TOKENS), rng.random(b * TOKENS)]).astype(np.float32)
-    weights = (rng.random(t * TOKENS) < 0.9).astype(np.float32)
+    group = np.nan_to_num(reward.reshape(-1, samples).astype(np.float64))
+    outcome = ((group - group.mean(1, keepdims=True)) / (group.std(1, keepdims=True) + 1e-6)).reshape(-1)
+    step = np.tile(np.arange(TOKENS) // (TOKENS // STEPS) + 1, n).reshape(n, TOKENS)  # step of each token
+    error = np.full(n, STEPS + 1)
+    error[failed[located]] = first[located]
+    value_before = np.round(rng.random(n) * 8) / 8  # M = 8 continuations per probe
+    rollout_adv = np.where(step < error[:, None], np.where(error[:, None] <= STEPS, 0.0, outcome[:, None]),
+                           np.where(step == error[:, None], -value_before[:, None], outcome[:, None]))
+    rollout_w = (step <= error[:, None]).astype(np.float32)
+    branch_adv = np.repeat(1.0 - np.round(rng.random(b) * 8) / 8, TOKENS)
+    adv = np.concatenate([rollout_adv.reshape(-1), branch_adv]).astype(np.float32)
+    weights = np.concatenate([rollout_w.reshape(-1), np.ones(b * TOKENS, dtype=np.float32)])
     train_rollouts = rollout_ids + [rollout_ids[i] for i in parents]
     write_atomic(_table("train_set", {
         "example_id": pa.array(rollout_ids + branch_ids), "kind": pa.array(["rollout"] * n + ["branch"] * b),
@@ -137,13 +152,17 @@ def make_round(root: Path, k: int, n: int, rng: np.random.Generator) -> dict[str
     origin = (np.arange(a) // 2000 + 1).astype(np.int32)
     solved_round = origin + rng.integers(1, 20, a).astype(np.int32)
     solved = solved_round <= k
+    archive_ids = [f"r{o}-train-{i:07d}-s0" for o, i in zip(origin, np.arange(a) % 2000)]
     write_atomic(_table("archive", {
-        "archive_id": pa.array([f"a{o}-{i:06d}" for o, i in zip(origin, np.arange(a) % 2000)]), "round": pa.array(np.full(a, k, dtype=np.int32)),
+        "archive_id": pa.array(archive_ids), "round": pa.array(np.full(a, k, dtype=np.int32)),
         "origin_round": pa.array(origin), "problem_id": pa.array([f"train-{i:07d}" for i in range(a)]),
-        "failure_id": pa.array([f"r{o}-train-{i:07d}-s0" for o, i in zip(origin, np.arange(a) % 2000)]),
-        "prefix_steps": pa.array(rng.integers(1, STEPS, a).astype(np.int32)), "status": pa.array(np.where(solved, "solved", "open")),
-        "solved_round": pa.array(solved_round, mask=~solved), "replays": pa.array(rng.integers(0, 5, a).astype(np.int32)),
-    }, ARCHIVE_SCHEMA), root / "data" / "archive" / f"round={k}" / "part-0.parquet")
+        "failure_id": pa.array(archive_ids), "prompt": pa.array(["Q:1,+2\n"] * a), "answer": pa.array(["3"] * a),
+        "context_token_ids": _lists(a, PROMPT_TOKENS, rng.integers(0, 30, a * PROMPT_TOKENS, dtype=np.int32)),
+        "prefix_token_count": pa.array(np.full(a, 2, dtype=np.int32)),
+        "prefix_steps": pa.array(rng.integers(1, STEPS, a).astype(np.int32)), "reason": pa.array(["uncorrected"] * a),
+        "status": pa.array(np.where(solved, "solved", "open")), "replays": pa.array(rng.integers(0, 5, a).astype(np.int32)),
+        "solved_round": pa.array(solved_round, mask=~solved), "true_first_error_step": pa.array(rng.integers(1, STEPS + 1, a).astype(np.int32)),
+    }), dataset_path(root, "archive", k))
 
     metrics = root / "metrics" / "optimize" / f"round={k}.json"
     metrics.parent.mkdir(parents=True, exist_ok=True)
@@ -185,17 +204,25 @@ def main() -> None:
         for _ in range(args.repeat):
             started = time.monotonic()
             result = audit(workspace_inputs(root))
-            print(f"audit computation (in-process): {time.monotonic() - started:.2f} s, {result.rounds.height} rounds; {load()}")
-        plots = root / "audit-plots"
-        command = [sys.executable, "-m", "rlint.cli", "audit", "--root", str(root), "--plots", str(plots)]
+            print(f"audit computation, every round read (in-process): {time.monotonic() - started:.2f} s, {result.rounds.height} rounds; {load()}")
+        cache = root / "audit" / "cache"
         env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
-        for _ in range(args.repeat):
+
+        def cli(label: str, *extra: str) -> subprocess.CompletedProcess:
             started = time.monotonic()
-            done = subprocess.run(command, capture_output=True, text=True, env=env)
+            done = subprocess.run([sys.executable, "-m", "rlint.cli", "audit", "--root", str(root), *extra], capture_output=True, text=True, env=env)
             wall = time.monotonic() - started
             if done.returncode != 0:
                 sys.exit(f"rlint audit failed: {done.stderr.strip()}")
-            print(f"`rlint audit` summary, fresh process (imports, summary, 7 SVG plots): {wall:.2f} s wall; {load()}")
+            print(f"`rlint audit {' '.join(extra)}` {label}, fresh process (imports included): {wall:.2f} s wall; {load()}")
+            return done
+
+        shutil.rmtree(cache, ignore_errors=True)
+        cli("summary, cold: no cache, every round's token lists read")
+        for _ in range(args.repeat):
+            done = cli("summary, warm: advantage moments of every round cached")
+        cli("summary, cold, cache off", "--no-cache")
+        cli("summary + 7 SVG plots + HTML, warm", "--plots", str(root / "audit"), "--html", str(root / "audit" / "report.html"))
         print("\n".join(done.stdout.splitlines()[:12]))
 
 

@@ -47,6 +47,7 @@ def make_real_run(path: Path, rounds: tuple[int, ...] = ROUNDS) -> Path:
     (ws / "metrics" / "evaluate").mkdir(parents=True)
     shutil.copy(REPO / "metrics" / "evaluate" / "round=0.json", ws / "metrics" / "evaluate" / "round=0.json")
     params = load_params(ws / "params.yaml")
+    archive.run(params, 0, ws)  # the empty archive round 1 starts from (dvc.yaml: archive_base)
     for k in rounds:
         for stage in (rollout, mine, correct, archive, credit, optimize, evaluate):
             stage.run(params, k, ws)
@@ -161,19 +162,20 @@ def test_logprob_mismatch_comes_from_the_optimize_metrics(run_dir, result):
         assert by_round(result)[k]["logprob_mismatch_max"] == (pytest.approx(metrics["logprob_mismatch_max"]) if "logprob_mismatch_max" in metrics else None)
 
 
-def test_archive_figures_match_the_snapshots(run_dir, result):
+def test_archive_figures_equal_a_recount_of_the_snapshots(run_dir, result):
     got = by_round(result)
-    for k in ROUNDS:
+    for k in (0, *ROUNDS):
         snapshot = rows(run_dir, "archive", k)
-        assert (got[k]["archive_size"] or 0) == len(snapshot)
-        assert (got[k]["archive_solved"] or 0) == sum(e["status"] == "solved" for e in snapshot)
-        assert (got[k]["archive_newly_solved"] or 0) == sum(e["solved_round"] == k for e in snapshot)
+        assert got[k]["archive_size"] == len(snapshot)
+        assert got[k]["archive_solved"] == sum(a["status"] == "solved" for a in snapshot)
+        assert got[k]["archive_newly_solved"] == sum(a["status"] == "solved" and a["solved_round"] == k for a in snapshot)
 
 
-def test_absent_archive_reads_as_na(run_dir):
-    inputs = workspace_inputs(run_dir)
-    result = audit(Inputs(frames={k: v for k, v in inputs.frames.items() if k != "archive"}, metrics=inputs.metrics, origin="test"))
-    assert result.rounds["archive_size"].null_count() == result.rounds.height
+def test_absent_data_reads_as_na(run_dir, tmp_path):
+    ws = tmp_path / "ws"
+    shutil.copytree(run_dir / "data", ws / "data", ignore=shutil.ignore_patterns("archive", "corrections"))
+    result = audit(workspace_inputs(ws))
+    assert result.rounds["archive_size"].null_count() == result.rounds["correction_yield"].null_count() == result.rounds.height
     summary = format_summary(result)
     archive = summary.split("Archive of hard prefixes\n")[1].split("\n\n")[0].splitlines()[1:]
     assert archive and all(line.split()[1:] == ["n/a"] * 3 for line in archive)
@@ -196,9 +198,24 @@ def test_lineage_starts_from_any_id(run_dir):
     inputs = workspace_inputs(run_dir)
     failure = rows(run_dir, "failures", 1)[0]
     continuation = rows(run_dir, "continuations", 1)[0]
-    assert [link.dataset for link in lineage(inputs, failure["failure_id"])] == ["train_set", "failures", "rollouts"]  # the same id: example, failure, rollout
-    assert [link.dataset for link in lineage(inputs, continuation["continuation_id"])] == ["continuations", "failures", "rollouts"]
+    archived = {a["failure_id"] for k in ROUNDS for a in rows(run_dir, "archive", k)}
+    # the same id names the example, the failure and the rollout; a hard case also its archive entry
+    assert [link.dataset for link in lineage(inputs, failure["failure_id"])] == ["train_set", *(["archive"] * (failure["failure_id"] in archived)), "failures", "rollouts"]
+    assert [link.dataset for link in lineage(inputs, continuation["continuation_id"])] == ["continuations", *(["archive"] * (continuation["failure_id"] in archived)), "failures", "rollouts"]
     assert lineage(inputs, continuation["continuation_id"])[-1].id == continuation["failure_id"]
+
+
+def test_lineage_shows_the_archived_prefix_of_a_failure(run_dir):
+    failure = next(f for f in rows(run_dir, "failures", 1) if f["first_error_step"] is not None)
+    snapshots = pl.DataFrame({
+        "archive_id": [failure["failure_id"]] * 2, "round": [1, 2], "origin_round": [1, 1], "failure_id": [failure["failure_id"]] * 2,
+        "prefix_steps": [failure["first_error_step"] - 1] * 2, "status": ["open", "solved"], "solved_round": [None, 2], "replays": [0, 1],
+    }, schema_overrides={"round": pl.Int32, "origin_round": pl.Int32, "prefix_steps": pl.Int32, "solved_round": pl.Int32, "replays": pl.Int32})
+    inputs = workspace_inputs(run_dir)
+    inputs = Inputs(frames={**inputs.frames, "archive": snapshots.lazy()}, metrics=inputs.metrics, origin="test")
+    chain = lineage(inputs, failure["failure_id"])
+    assert [link.dataset for link in chain] == ["train_set", "archive", "failures", "rollouts"]
+    assert chain[1].row["round"] == 2 and "solved in round 2, replays 1 (snapshot after round 2)" in format_lineage(chain)
 
 
 def test_html_is_self_contained_with_every_figure_embedded(result):
@@ -234,6 +251,26 @@ def test_cli_lineage_and_bad_input_exit_2_with_one_line(run_dir, tmp_path, capsy
         assert main(args) == 2, args
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and message in err[0], err
+
+
+def test_cached_advantage_moments_equal_a_fresh_read_and_follow_a_rewritten_round(run_dir, result, tmp_path):
+    ws = tmp_path / "ws"
+    shutil.copytree(run_dir / "data", ws / "data")
+    cache = tmp_path / "cache"
+    first = audit(workspace_inputs(ws, cache_dir=cache))  # computes every round, fills the cache
+    assert (cache / "advantage_moments.v1.parquet").is_file()
+    again = audit(workspace_inputs(ws, cache_dir=cache))  # every round from the cache
+    assert_frame_equal(first.advantages, result.advantages, rel_tol=1e-12, abs_tol=1e-12)
+    assert_frame_equal(again.advantages, result.advantages, rel_tol=1e-12, abs_tol=1e-12)
+    # a stage rewrites round 2: the cache entry no longer matches the file and is recomputed
+    path = ws / "data" / "train_set" / "round=2" / "part-0.parquet"
+    table = pq.read_table(path)
+    doubled = pl.from_arrow(table).with_columns(pl.col("advantages").list.eval(pl.element() * 2)).to_arrow().cast(table.schema)
+    pq.write_table(doubled, path)
+    changed = audit(workspace_inputs(ws, cache_dir=cache)).advantages
+    old, new = (f.filter((pl.col("round") == 2) & (pl.col("kind") == "all"))["advantage_mean"].item() for f in (result.advantages, changed))
+    assert new == pytest.approx(2 * old)
+    assert_frame_equal(changed.filter(pl.col("round") == 1), result.advantages.filter(pl.col("round") == 1), rel_tol=1e-12, abs_tol=1e-12)
 
 
 def test_archive_statistics_per_snapshot():
