@@ -49,4 +49,4 @@ test-fast: install
 
 # Remove the outputs of rounds (keeps the bootstrap checkpoint).
 clean-runs:
-	rm -rf data metrics/rollout metrics/mine metrics/correct metrics/credit metrics/optimize checkpoints/round=[1-9]* .prefect
+	rm -rf data metrics/rollout metrics/mine metrics/correct metrics/archive metrics/credit metrics/optimize checkpoints/round=[1-9]* .prefect

@@ -32,7 +32,7 @@ from prefect.artifacts import create_markdown_artifact  # noqa: E402
 from rlint.config import load_params  # noqa: E402
 from rlint.report import format_table, markdown_table, round_table  # noqa: E402
 
-STAGES = ("rollout", "mine", "correct", "credit", "optimize", "evaluate")
+STAGES = ("rollout", "mine", "correct", "archive", "credit", "optimize", "evaluate")
 
 
 class BadInputError(RuntimeError):
@@ -84,6 +84,7 @@ def run_rounds(root: str = ".", rounds: int | None = None) -> str:
     params = load_params(Path(root) / "params.yaml")
     round_ids = sorted(item["id"] for item in params.rounds.values())[:rounds]
     reproduce("bootstrap", root)
+    reproduce("archive_base", root)
     for round_id in round_ids:
         for stage in STAGES:
             reproduce(f"{stage}@r{round_id}", root)

@@ -1,4 +1,4 @@
-"""The ``rlint`` command: one sub-command per stage (what dvc.yaml calls), plus ``report`` and ``add-round``.
+"""The ``rlint`` command: one sub-command per stage (what dvc.yaml calls), plus ``report``, ``audit`` and ``add-round``.
 
 Exit codes: 0 done, 2 bad input (params, dataset, checkpoint, an engine not installed), 1 anything else.
 """
@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-STAGES = ("bootstrap", "rollout", "mine", "correct", "credit", "optimize", "evaluate")
+STAGES = ("bootstrap", "rollout", "mine", "correct", "archive", "credit", "optimize", "evaluate")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,19 +22,36 @@ def main(argv: list[str] | None = None) -> int:
     for stage in STAGES:
         sub = commands.add_parser(stage, help=f"run the {stage} stage")
         if stage != "bootstrap":
-            sub.add_argument("--round", type=int, required=True, help="round number k >= 1")
+            sub.add_argument("--round", type=int, required=True, help="round number k >= 1" + (" (0: the empty base archive)" if stage == "archive" else ""))
     commands.add_parser("report", help="print the per-round metrics table")
+    audit = commands.add_parser("audit", help="audit the supervision across rounds: summary, HTML report, lineage of an id")
+    audit.add_argument("--root", default=argparse.SUPPRESS, help="workspace root (same as the global --root)")
+    audit.add_argument("--rev", help="read the rounds of this git revision through DVC instead of the workspace")
+    audit.add_argument("--html", type=Path, help="also write a self-contained HTML report to this file")
+    audit.add_argument("--lineage", metavar="ID", help="print the chain of an example, branch, continuation, failure or rollout id instead")
+    audit.add_argument("--plots", type=Path, help="write the per-round curves (SVG) and rounds.json here; dvc.yaml's plots read ROOT/audit")
+    audit.add_argument("--no-cache", action="store_true", help="recompute every round (default: per-round advantage moments cached in ROOT/audit/cache)")
     commands.add_parser("add-round", help="append the next round to params.yaml (dvc.yaml picks it up)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
 
-    from rlint.config import ConfigError, load_params
     from rlint.data import DataError
+
+    root = Path(args.root)
+    if args.command == "audit":  # before the stage imports below: the audit needs no torch
+        from rlint.audit_cli import run_audit
+
+        try:
+            return run_audit(root, rev=args.rev, html=args.html, lineage_id=args.lineage, plots=args.plots, cache=not args.no_cache)
+        except DataError as err:
+            print(f"rlint audit: error: {err}", file=sys.stderr)
+            return 2
+
+    from rlint.config import ConfigError, load_params
     from rlint.engine import EngineError
     from rlint.policy import CheckpointError
     from rlint.tasks.base import TaskInputError
 
-    root = Path(args.root)
     try:
         if args.command == "report":
             from rlint.report import print_report
@@ -47,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"added round {add_round(root / args.params)}")
             return 0
         params = load_params(root / args.params)  # an absolute --params replaces root
-        if args.command != "bootstrap" and args.round < 1:
+        if args.command != "bootstrap" and args.round < (0 if args.command == "archive" else 1):
             raise ConfigError(f"--round {args.round}: rounds start at 1 (round 0 is bootstrap)")
         # models and data come from local paths only: never reach a hub at run time
         os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -20,6 +20,8 @@ from rlint.mining import SEARCHES
 MODES = ("outcome", "internalized", "oracle")
 ENGINES = ("auto", "vllm", "transformers")
 VLLM_DTYPES = ("auto", "float32", "bfloat16", "float16")
+LR_SCHEDULES = ("constant", "linear", "cosine")
+MIXED_PRECISIONS = ("no", "bf16", "fp16")
 
 
 class ConfigError(ValueError):
@@ -126,7 +128,7 @@ class MineConfig:
     continuations_per_probe: int = 8  # M: continuations sampled to estimate one prefix value
     value_threshold: float = 0.0  # a prefix whose estimated value is <= this is "not recoverable"
     max_failures: int | None = None  # mine at most this many failures per round (None: all)
-    search: str = "binary"  # "binary" over steps, or "linear" (the per-step scan, for comparison)
+    search: str = "binary"  # "binary" over steps; "linear" (scan to the first bad step) or "full" (every step), for comparison
     temperature: float = 1.0  # sampling temperature of the value-probe continuations
 
     def __post_init__(self) -> None:
@@ -151,34 +153,80 @@ class CorrectConfig:
 
 
 @dataclass(frozen=True)
-class CreditConfig:
-    process_weight: float = 1.0  # lambda: weight of the process advantage against the outcome one
-    after_error_weight: float = 0.0  # weight of tokens after the first error (0 masks them)
-    branch_weight: float = 1.0  # scale of corrected-branch advantages
-    epsilon: float = 1e-6  # added to the group std
+class ArchiveConfig:
+    replay_share: float = 0.125  # share of each round's prompts that restart from open archive entries
+    max_replays: int = 3  # an entry not solved after this many replays is retired
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.replay_share < 1.0:
+            raise ConfigError("archive.replay_share must be in [0, 1)")
+        if self.max_replays < 1:
+            raise ConfigError("archive.max_replays must be >= 1")
+
+
+@dataclass(frozen=True)
+class CreditConfig:
+    estimator: str = "internalized"  # advantage estimator by name: grpo | drgrpo | internalized | info_gain (rlint/credit.py)
+    process_weight: float = 1.0  # lambda: weight of the process advantage against the outcome one
+    after_error_weight: float = 0.0  # internalized: weight of tokens after the first error (0 masks them)
+    branch_weight: float = 1.0  # internalized: scale of corrected-branch advantages
+    epsilon: float = 1e-6  # added to the group std
+    answer_text: str | None = None  # info_gain: how the reference answer is written after the steps ("{answer}" is replaced); None: the task's own
+    score_batch_size: int = 64  # info_gain: sequences per teacher-forced scoring pass
+
+    def __post_init__(self) -> None:
+        from rlint.credit import ESTIMATORS
+
+        if self.estimator not in ESTIMATORS:
+            raise ConfigError(f"credit.estimator={self.estimator!r}: use one of {', '.join(ESTIMATORS)}")
         if not 0.0 <= self.process_weight <= 1.0:
             raise ConfigError("credit.process_weight must be in [0, 1]")
         if self.after_error_weight < 0 or self.branch_weight < 0:
             raise ConfigError("credit.after_error_weight and credit.branch_weight must be >= 0")
+        if self.answer_text is not None and "{answer}" not in self.answer_text:
+            raise ConfigError(f"credit.answer_text={self.answer_text!r}: must contain {{answer}}")
+        if self.score_batch_size < 1:
+            raise ConfigError("credit.score_batch_size must be >= 1")
 
 
 @dataclass(frozen=True)
 class OptimizeConfig:
-    lr: float = 2e-4  # AdamW learning rate
+    loss: str = "clipped"  # policy loss by name: clipped | ratio (rlint/losses.py)
+    aggregation: str = "token_mean"  # token_mean (every trained token counts once) | seq_mean (every sequence counts once)
+    lr: float = 2e-4  # AdamW peak learning rate
+    lr_schedule: str = "constant"  # constant | linear | cosine (decay to 0 over the round), after warmup_steps
+    warmup_steps: int = 0  # linear warm-up from 0, in optimizer steps
     epochs: int = 2  # passes over the round's train set
-    minibatch_size: int = 64  # sequences per optimizer step
+    minibatch_size: int = 64  # sequences per optimizer step, over all processes
+    micro_batch_size: int = 64  # sequences per forward/backward on one process; gradients accumulate up to minibatch_size
     clip_low: float = 0.2  # ratio clipped below at 1 - clip_low
     clip_high: float = 0.28  # ratio clipped above at 1 + clip_high
-    max_grad_norm: float = 1.0  # gradient clipping
+    kl_coef: float = 0.0  # weight of the k3 KL penalty to the base policy checkpoints/round=0 (0: off)
+    sft_weight: float = 0.0  # weight of the supervised loss on train-set rows whose sft flag is set (0: off)
+    max_grad_norm: float = 1.0  # gradient clipping (global L2 norm)
     weight_decay: float = 0.0
+    mixed_precision: str = "no"  # no | bf16 | fp16 (fp16 needs a GPU), passed to the Accelerator
+    gradient_checkpointing: bool = False  # recompute activations in backward: less memory, more time
 
     def __post_init__(self) -> None:
-        if self.lr <= 0 or self.epochs < 1 or self.minibatch_size < 1:
-            raise ConfigError("optimize.lr must be > 0, optimize.epochs and optimize.minibatch_size >= 1")
+        from rlint.losses import AGGREGATIONS, POLICY_LOSSES
+
+        if self.loss not in POLICY_LOSSES:
+            raise ConfigError(f"optimize.loss={self.loss!r}: use one of {', '.join(POLICY_LOSSES)}")
+        if self.aggregation not in AGGREGATIONS:
+            raise ConfigError(f"optimize.aggregation={self.aggregation!r}: use one of {', '.join(AGGREGATIONS)}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ConfigError(f"optimize.lr_schedule={self.lr_schedule!r}: use one of {', '.join(LR_SCHEDULES)}")
+        if self.mixed_precision not in MIXED_PRECISIONS:
+            raise ConfigError(f"optimize.mixed_precision={self.mixed_precision!r}: use one of {', '.join(MIXED_PRECISIONS)}")
+        if self.lr <= 0 or self.epochs < 1 or self.minibatch_size < 1 or self.micro_batch_size < 1:
+            raise ConfigError("optimize.lr must be > 0, optimize.epochs, optimize.minibatch_size and optimize.micro_batch_size >= 1")
+        if self.warmup_steps < 0:
+            raise ConfigError("optimize.warmup_steps must be >= 0")
         if not (0 < self.clip_low < 1 and self.clip_high > 0):
             raise ConfigError("optimize.clip_low must be in (0, 1) and optimize.clip_high > 0")
+        if self.kl_coef < 0 or self.sft_weight < 0 or self.max_grad_norm <= 0:
+            raise ConfigError("optimize.kl_coef and optimize.sft_weight must be >= 0, optimize.max_grad_norm > 0")
 
 
 @dataclass(frozen=True)
@@ -197,6 +245,7 @@ class Params:
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
     mine: MineConfig = field(default_factory=MineConfig)
     correct: CorrectConfig = field(default_factory=CorrectConfig)
+    archive: ArchiveConfig = field(default_factory=ArchiveConfig)
     credit: CreditConfig = field(default_factory=CreditConfig)
     optimize: OptimizeConfig = field(default_factory=OptimizeConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
@@ -207,6 +256,11 @@ class Params:
             raise ConfigError(f"mode={self.mode!r}: use one of {', '.join(MODES)}")
         if self.mode == "oracle" and self.task.name != "arithmetic":
             raise ConfigError("mode='oracle' needs a task with a ground-truth step checker (task.name: arithmetic)")
+        from rlint.credit import ESTIMATORS
+
+        if self.mode != "outcome" and not ESTIMATORS[self.credit.estimator].uses_mining:
+            raise ConfigError(f"credit.estimator={self.credit.estimator!r} ignores mined failures and corrected branches, so mode={self.mode!r} "
+                              "would mine for nothing: set mode: outcome, or credit.estimator: internalized")
         for key, item in self.rounds.items():
             if not isinstance(item, dict) or set(item) != {"id", "prev"}:
                 raise ConfigError(f"rounds.{key}: must be a mapping with exactly 'id' and 'prev'")

@@ -1,23 +1,39 @@
-"""Reuse: per-token advantages from outcomes, mined first errors and corrected branches.
+"""Reuse: per-token advantages from outcomes, mined first errors, corrected branches, information gain.
 
-Pure functions over arrays; each returns ``(advantages, loss_weights)`` of shape ``(T,)`` for
-one sequence of T trained tokens, except :func:`group_outcome_advantages`, which works on a
-whole batch of sequence rewards. The schemes (DESIGN.md, "credit"):
+Two layers, both pure functions over arrays:
 
-- successful rollouts and unlocated failures: the group-normalised outcome advantage (GRPO,
-  Shao et al. 2024, arXiv 2402.03300) on every token;
-- a failed rollout with a located first error e: good-prefix tokens get ``(1 - lambda) * a``
-  (0 with the default lambda = 1: they are not penalised), the tokens of step e get
-  ``lambda * (V(e) - V(e-1)) + (1 - lambda) * a`` (negative), tokens after step e keep ``a``
-  with weight ``after_error_weight`` (0 masks them);
-- a corrected branch's tokens get ``branch_weight * (reward - V(branch point))`` (positive).
+- **schemes** give one sequence of T trained tokens its ``(advantages, loss_weights)``, each of
+  shape ``(T,)`` (:func:`outcome_token_advantages`, :func:`failure_token_advantages`,
+  :func:`branch_token_advantages`, :func:`info_gain_token_advantages`), except
+  :func:`group_outcome_advantages`, which works on a whole batch of sequence rewards;
+- **estimators** turn a round (:class:`CreditInputs`) into per-token credit for every rollout and
+  branch; each is registered under the name ``credit.estimator`` uses (:data:`ESTIMATORS`):
 
-With mode "outcome" only the first scheme is used: the pipeline is plain GRPO.
+  ``grpo``          group-normalised outcome advantage on every token (Shao et al. 2024, arXiv 2402.03300);
+  ``drgrpo``        the same without the std scaling (Dr. GRPO, Liu et al. 2025, arXiv 2503.20783);
+  ``internalized``  the method of DESIGN.md: GRPO for successes and unlocated failures; a failure
+                    with a located first error e gets ``(1 - lambda) * a`` on its good prefix (0 by
+                    default: not penalised), ``lambda * (V(e) - V(e-1)) + (1 - lambda) * a`` on step e,
+                    ``a`` with weight ``after_error_weight`` after it (0 masks); a corrected branch
+                    gets ``branch_weight * (reward - V(branch point))`` on each of its tokens;
+  ``info_gain``     step-wise marginal information gain (Wang et al. 2026, arXiv 2602.01034): the
+                    outcome advantage on the whole completion plus ``lambda * g_j`` on the tokens of
+                    reasoning step j, where ``g_j`` is the rise of the policy's probability of the
+                    reference answer after step j above the best value reached before it.
+
+An estimator that does not use mined failures and branches (``uses_mining=False``) is only
+accepted with ``mode: outcome`` (rlint/config.py); ``internalized`` in mode ``outcome`` sees
+no failures and no branches and so equals ``grpo``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
 import numpy as np
+
+TokenCredit = tuple[np.ndarray, np.ndarray]  # advantages (T,), loss weights (T,)
 
 
 def group_outcome_advantages(rewards: np.ndarray, group_ids: np.ndarray, epsilon: float = 1e-6, scale_by_std: bool = True) -> np.ndarray:
@@ -77,3 +93,137 @@ def branch_token_advantages(n_tokens: int, reward: float, value_before: float, b
     [0.75, 0.75, 0.75]
     """
     return np.full(n_tokens, branch_weight * (reward - value_before), dtype=np.float32), np.ones(n_tokens, dtype=np.float32)
+
+
+# -- information gain (arXiv 2602.01034) ----------------------------------------------------------
+def watermark_gains(answer_probs: np.ndarray) -> np.ndarray:
+    """Marginal information gain of each step against a monotonic watermark.
+
+    answer_probs: (R + 1,) ``p_j = P(reference answer | prompt, steps 1..j)`` for j = 0..R.
+    Returns (R,) ``g_j = max(0, p_j - max(p_0, ..., p_{j-1}))``: a step earns only what lifts the
+    probability above the best value reached so far, so noise that falls and recovers earns nothing twice.
+
+    >>> watermark_gains(np.array([0.1, 0.3, 0.2, 0.35, 0.5])).astype(float).round(3).tolist()
+    [0.2, 0.0, 0.05, 0.15]
+    """
+    probs = np.asarray(answer_probs, dtype=np.float64)
+    if len(probs) < 2:
+        return np.zeros(0, dtype=np.float32)
+    watermark = np.maximum.accumulate(probs)[:-1]  # (R,) best value before step j
+    return np.maximum(probs[1:] - watermark, 0.0).astype(np.float32)
+
+
+def info_gain_token_advantages(n_tokens: int, step_ends: list[int], answer_probs: np.ndarray, outcome_advantage: float,
+                               process_weight: float) -> TokenCredit:
+    """Decoupled credit: the outcome advantage on every token, plus ``lambda * g_j`` on the tokens of reasoning step j.
+
+    step_ends: exclusive token end of each step (len K). The reasoning steps are the first
+    ``R = len(answer_probs) - 1`` steps (R <= K; the last step, which states the answer, gets no
+    process reward). Tokens after the last step (eos) carry the outcome advantage only. Returns (T,), (T,).
+
+    >>> adv, w = info_gain_token_advantages(7, [2, 4, 6], np.array([0.2, 0.5, 0.4]), -1.0, 1.0)
+    >>> adv.astype(float).round(2).tolist(), w.tolist()
+    ([-0.7, -0.7, -1.0, -1.0, -1.0, -1.0, -1.0], [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0])
+    """
+    advantages = np.full(n_tokens, outcome_advantage, dtype=np.float32)
+    gains = watermark_gains(answer_probs)
+    for step, gain in enumerate(gains):
+        start = step_ends[step - 1] if step else 0
+        advantages[start:step_ends[step]] += process_weight * gain
+    return advantages, np.ones(n_tokens, dtype=np.float32)
+
+
+def reasoning_steps(n_steps: int) -> int:
+    """Steps that get a process reward under ``info_gain``: all but the last, which states the answer."""
+    return max(n_steps - 1, 0)
+
+
+# -- estimators: a whole round to per-token credit, registered by name ----------------------------
+@dataclass(frozen=True)
+class LocatedFailure:
+    first_error_step: int  # 1-based
+    value_before: float
+    value_after: float
+
+
+@dataclass(frozen=True)
+class BranchInput:
+    parent: int  # index of the parent rollout in CreditInputs
+    n_tokens: int
+    reward: float
+    value_before: float
+
+
+@dataclass(frozen=True)
+class CreditInputs:
+    """What an estimator sees of one round: N rollouts, their located failures, M branches."""
+
+    rewards: np.ndarray  # (N,) float, NaN: unscorable (counted as 0)
+    group_ids: np.ndarray  # (N,) the problem of each rollout
+    n_tokens: list[int]  # (N,) completion tokens
+    step_ends: list[list[int]]  # N lists of exclusive step ends
+    failures: dict[int, LocatedFailure] = field(default_factory=dict)  # rollout index -> located first error
+    branches: list[BranchInput] = field(default_factory=list)
+    answer_probs: list[np.ndarray] | None = None  # info_gain: N arrays (R_i + 1,), see watermark_gains
+
+
+@dataclass(frozen=True)
+class Estimator:
+    fn: Callable  # (CreditInputs, cfg) -> (rollout credit: N TokenCredits, branch credit: M TokenCredits)
+    uses_mining: bool  # consumes mined failures and corrected branches
+    needs_answer_probs: bool  # the credit stage must score the reference answer after each step
+
+
+ESTIMATORS: dict[str, Estimator] = {}
+
+
+def register_estimator(name: str, uses_mining: bool = False, needs_answer_probs: bool = False):
+    """Register an estimator ``(inputs: CreditInputs, cfg: CreditConfig) -> (list[TokenCredit], list[TokenCredit])``."""
+    def wrap(fn):
+        ESTIMATORS[name] = Estimator(fn, uses_mining, needs_answer_probs)
+        return fn
+    return wrap
+
+
+def _outcome(inputs: CreditInputs, cfg, scale_by_std: bool) -> np.ndarray:
+    return group_outcome_advantages(inputs.rewards, inputs.group_ids, cfg.epsilon, scale_by_std=scale_by_std)
+
+
+@register_estimator("grpo")
+def grpo(inputs: CreditInputs, cfg) -> tuple[list[TokenCredit], list[TokenCredit]]:
+    """Group-normalised outcome advantage on every token of every rollout; no branches."""
+    outcome = _outcome(inputs, cfg, scale_by_std=True)
+    return [outcome_token_advantages(n, float(a)) for n, a in zip(inputs.n_tokens, outcome)], []
+
+
+@register_estimator("drgrpo")
+def drgrpo(inputs: CreditInputs, cfg) -> tuple[list[TokenCredit], list[TokenCredit]]:
+    """Dr. GRPO: the group mean is removed but the advantage is not divided by the group std."""
+    outcome = _outcome(inputs, cfg, scale_by_std=False)
+    return [outcome_token_advantages(n, float(a)) for n, a in zip(inputs.n_tokens, outcome)], []
+
+
+@register_estimator("internalized", uses_mining=True)
+def internalized(inputs: CreditInputs, cfg) -> tuple[list[TokenCredit], list[TokenCredit]]:
+    """GRPO outcome credit, process credit on located first errors, positive credit on corrected branches."""
+    outcome = _outcome(inputs, cfg, scale_by_std=True)
+    rollouts = []
+    for i, (n, a) in enumerate(zip(inputs.n_tokens, outcome)):
+        failure = inputs.failures.get(i)
+        if failure is None:
+            rollouts.append(outcome_token_advantages(n, float(a)))
+        else:
+            rollouts.append(failure_token_advantages(n, inputs.step_ends[i], failure.first_error_step, failure.value_before,
+                                                     failure.value_after, float(a), cfg.process_weight, cfg.after_error_weight))
+    branches = [branch_token_advantages(b.n_tokens, b.reward, b.value_before, cfg.branch_weight) for b in inputs.branches]
+    return rollouts, branches
+
+
+@register_estimator("info_gain", needs_answer_probs=True)
+def info_gain(inputs: CreditInputs, cfg) -> tuple[list[TokenCredit], list[TokenCredit]]:
+    """GRPO outcome credit on whole completions plus watermarked information gain on reasoning steps."""
+    if inputs.answer_probs is None:
+        raise ValueError("info_gain needs CreditInputs.answer_probs")
+    outcome = _outcome(inputs, cfg, scale_by_std=True)
+    return [info_gain_token_advantages(n, ends, probs, float(a), cfg.process_weight)
+            for n, ends, probs, a in zip(inputs.n_tokens, inputs.step_ends, inputs.answer_probs, outcome)], []

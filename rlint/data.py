@@ -8,6 +8,7 @@ rows together across stages and rounds::
     continuation_id  <failure_id>-p<prefix steps>-c<i>
     branch_id   = continuation_id of the continuation that became a corrected branch
     example_id  = rollout_id or branch_id
+    archive_id  = failure_id of an archived hard failure; replays of it carry it in ``rollouts``
 
 ``policy_version`` is the round of the checkpoint that sampled the row (0: the base policy).
 Writes are atomic: a temporary file in the same folder, then a rename.
@@ -21,7 +22,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 
 _ids = pa.list_(pa.int32())
 _floats = pa.list_(pa.float32())
@@ -42,7 +43,10 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("completion", pa.string()),
         ("finish_reason", pa.string()),
         ("reward", pa.float32()),  # 1 right, 0 wrong, null cannot be scored
-        ("true_first_error_step", pa.int32()),  # ground truth (evaluation only), null if none or unknown
+        ("true_first_error_step", pa.int32()),  # ground truth (evaluation only), null if none or unknown;
+        # for a replay, counted from the end of the archived prefix (0: the error is inside it)
+        ("archive_id", pa.string()),  # the archive entry this rollout restarted from; null for a fresh problem
+        ("prefix_token_count", pa.int32()),  # archived prefix tokens at the end of prompt_token_ids (0 if fresh)
     ]),
     "failures": pa.schema([
         ("failure_id", pa.string()),
@@ -96,6 +100,23 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("samples_spent", pa.int32()),  # continuations drawn by the correct stage itself
         ("n_branches", pa.int32()),
     ]),
+    "archive": pa.schema([  # a full snapshot after the round: every entry ever archived (rlint/archive.py)
+        ("archive_id", pa.string()),  # = failure_id of the failure that was archived
+        ("round", pa.int32()),  # the snapshot's round
+        ("origin_round", pa.int32()),
+        ("problem_id", pa.string()),
+        ("failure_id", pa.string()),
+        ("prompt", pa.string()),  # the problem's own prompt
+        ("answer", pa.string()),
+        ("context_token_ids", _ids),  # prompt + last good prefix: where replays restart
+        ("prefix_token_count", pa.int32()),  # completion tokens of the parent kept in the context
+        ("prefix_steps", pa.int32()),  # steps of the parent kept (0: the prompt alone)
+        ("reason", pa.string()),  # "uncorrected" or "unlocated"
+        ("status", pa.string()),  # "open", "solved" or "retired"
+        ("replays", pa.int32()),  # rounds that restarted from it
+        ("solved_round", pa.int32()),  # null unless solved
+        ("true_first_error_step", pa.int32()),  # of the parent rollout (evaluation only)
+    ]),
     "train_set": pa.schema([
         ("example_id", pa.string()),
         ("kind", pa.string()),  # "rollout" or "branch"
@@ -109,6 +130,7 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("advantages", _floats),  # per-token advantage
         ("loss_weights", _floats),  # per-token weight, 0 masks the token
         ("reward", pa.float32()),
+        ("sft", pa.bool_()),  # passed the task's format gate and its verifier: eligible for the supervised loss
     ]),
     "eval": pa.schema([
         ("round", pa.int32()),
@@ -124,7 +146,7 @@ SCHEMAS: dict[str, pa.Schema] = {
 
 SORT_KEYS = {
     "rollouts": "rollout_id", "failures": "failure_id", "continuations": "continuation_id",
-    "branches": "branch_id", "corrections": "failure_id", "train_set": "example_id", "eval": "problem_id",
+    "branches": "branch_id", "corrections": "failure_id", "archive": "archive_id", "train_set": "example_id", "eval": "problem_id",
 }
 
 

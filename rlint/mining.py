@@ -93,6 +93,7 @@ class FailureSearch:
     hi: int = 0
     probe_steps: list[int] = field(default_factory=list)
     probe_values: list[float] = field(default_factory=list)
+    probe_verdicts: list[str] = field(default_factory=list)  # "good" or "bad", one per probe
     continuations_spent: int = 0
     tokens_spent: int = 0
     drawn: list[tuple[int, "Continuation"]] = field(default_factory=list)  # (prefix steps, continuation) it paid for
@@ -136,28 +137,58 @@ def raise_floor(search: FailureSearch, pool: PrefixPool, samples_per_probe: int,
             return
 
 
-SEARCHES = ("binary", "linear")
+SEARCHES = ("binary", "linear", "full")
 
 
 def advance(search: FailureSearch, pool: PrefixPool, samples_per_probe: int, threshold: float, strategy: str = "binary") -> tuple[int, int] | None:
     """Search as far as the pool allows; return ``(prefix steps, new samples needed)`` or None when done.
 
-    ``strategy`` "binary" bisects ``(lo, hi)``; "linear" probes ``lo + 1`` (the per-step scan
-    that binary search is measured against).
+    ``strategy`` "binary" bisects ``(lo, hi)``, after settling the prompt when at most half a
+    probe's samples are missing there (the group's own rollouts pass through it); "linear" probes ``lo + 1`` and stops at the first
+    bad prefix; "full" estimates every prefix ``0 .. K-1`` (the per-step scan of value-labelling
+    methods) and then takes the first bad one. "linear" and "full" exist to measure binary
+    search against.
     """
+    if strategy == "full":
+        return _advance_full(search, pool, samples_per_probe, threshold)
     while not search.done:
         mid = (search.lo + search.hi) // 2 if strategy == "binary" else search.lo + 1
+        if strategy == "binary" and search.lo == -1 and 0 not in search.probe_steps:
+            # the prompt first when the group's rollouts nearly settle it: an unsolved prompt
+            # then ends the search for all its failures at the cost of a sample or two
+            n0, s0 = search.stats(pool, 0)
+            if not isinstance(v0 := judge(n0, s0, samples_per_probe, threshold), int) or v0 <= samples_per_probe // 2:
+                mid = 0
         n, s = search.stats(pool, mid)
         verdict = judge(n, s, samples_per_probe, threshold)
         if verdict == "good" or verdict == "bad":
             search.probe_steps.append(mid)
             search.probe_values.append(s / n if n else 0.0)
+            search.probe_verdicts.append(verdict)
             if verdict == "good":
                 search.lo = mid
             else:
                 search.hi = mid
             continue
         return mid, verdict
+    return None
+
+
+def _advance_full(search: FailureSearch, pool: PrefixPool, samples_per_probe: int, threshold: float) -> tuple[int, int] | None:
+    verdicts = dict(zip(search.probe_steps, search.probe_verdicts))
+    for steps in range(search.n_steps):
+        if steps in verdicts:
+            continue
+        n, s = search.stats(pool, steps)
+        verdict = judge(n, s, samples_per_probe, threshold)
+        if verdict not in ("good", "bad"):
+            return steps, verdict
+        search.probe_steps.append(steps)
+        search.probe_values.append(s / n if n else 0.0)
+        search.probe_verdicts.append(verdict)
+        verdicts[steps] = verdict
+    first_bad = next((j for j in range(search.n_steps) if verdicts[j] == "bad"), search.n_steps)
+    search.lo, search.hi = first_bad - 1, first_bad
     return None
 
 
@@ -184,7 +215,8 @@ def locate_first_errors(searches: list[FailureSearch], pools: dict[str, PrefixPo
     Requests for the same prefix (the same problem, the same tokens) are merged, so nothing is
     sampled twice. Returns the number of sampling levels used.
     """
-    for search in searches:
+    floor = strategy != "full"  # the full scan estimates every prefix, whatever the pool proves
+    for search in searches if floor else []:
         raise_floor(search, pools[search.problem_key], samples_per_probe, threshold)
     levels = 0
     active = list(searches)
@@ -218,7 +250,7 @@ def locate_first_errors(searches: list[FailureSearch], pools: dict[str, PrefixPo
             first.continuations_spent += len(batch)
             first.tokens_spent += sum(len(c.token_ids) for c in batch)
             first.drawn.extend((steps, c) for c in batch)
-        for search in still_active:
+        for search in still_active if floor else []:
             raise_floor(search, pools[search.problem_key], samples_per_probe, threshold)
         active = still_active
     return levels

@@ -3,11 +3,12 @@
 Usage: python scripts/bench_mining.py [--checkpoint checkpoints/round=0] [--prompts 64] [--samples 8]
        [--continuations 8] [--threshold 0.0] [--out /tmp/rlint-bench-mining]
 
-Samples rollouts of the given policy once, mines the same failures twice (binary search over
-steps, and the linear per-step scan with the same reuse rules), corrects the binary-search
-failures, and prints:
+Samples rollouts of the given policy once, mines the same failures three times with the same
+reuse rules (binary search over steps; the linear scan that stops at the first bad prefix; the
+full scan that estimates every prefix, as value-labelling methods do), corrects the
+binary-search failures, and prints:
 - localization accuracy: share of located first errors equal to the ground-truth first error;
-- cost: continuations per failure, binary against linear;
+- cost: continuations per failure, binary against both scans;
 - correction yield: share of located failures with at least one verified corrected branch.
 """
 
@@ -35,6 +36,7 @@ def main() -> None:
     parser.add_argument("--threshold", type=float, default=0.0)
     parser.add_argument("--temperature", type=float, default=None, help="mine.temperature (default: params.yaml)")
     parser.add_argument("--out", default="/tmp/rlint-bench-mining")
+    parser.add_argument("--searches", default="binary,linear,full", help="comma-separated strategies; binary is always run")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     base = load_params(args.params)
@@ -46,12 +48,14 @@ def main() -> None:
     )
     out = Path(args.out)
     shutil.rmtree(out, ignore_errors=True)
-    roots = {name: out / name for name in ("binary", "linear")}
+    names = ["binary"] + [n for n in args.searches.split(",") if n and n != "binary"]
+    roots = {name: out / name for name in names}
     for root in roots.values():
         shutil.copytree(args.checkpoint, root / "checkpoints" / "round=0")
     started = time.monotonic()
     rollout.run(params, 1, roots["binary"])
-    shutil.copytree(roots["binary"] / "data", roots["linear"] / "data")
+    for name in names[1:]:
+        shutil.copytree(roots["binary"] / "data", roots[name] / "data")
     print(f"rollouts: {args.prompts} prompts x {args.samples} samples in {time.monotonic() - started:.1f}s")
     results = {}
     for name, root in roots.items():
@@ -66,8 +70,10 @@ def main() -> None:
     for name, (metrics, failures, seconds) in results.items():
         print(f"{name:8s} {metrics['failures']:8d} {metrics['failures_located']:8d} {metrics['localization_accuracy'] or 0:8.3f} "
               f"{metrics['continuations_per_failure']:13.2f} {metrics['mining_tokens'] / max(1, metrics['failures']):15.1f} {seconds:8.1f}")
-    binary, linear = results["binary"][0], results["linear"][0]
-    print(f"\ncost ratio binary/linear (continuations): {binary['continuations'] / max(1, linear['continuations']):.3f}")
+    binary = results["binary"][0]
+    for name in names[1:]:
+        print(f"\ncost ratio binary/{name} (continuations): {binary['continuations'] / max(1, results[name][0]['continuations']):.3f}", end="")
+    print()
     decided = {}
     for failure in results["binary"][1]:
         decided[failure["decided_by"]] = decided.get(failure["decided_by"], 0) + 1

@@ -46,7 +46,10 @@ def make_workspace(path: Path, overrides: dict | None = None, rounds: int = 1) -
     # code dependencies of the stages, so DVC can hash them
     shutil.copytree(REPO / "rlint", path / "rlint", ignore=shutil.ignore_patterns("__pycache__"))
     params = yaml.safe_load((REPO / "params.yaml").read_text())
-    for section, values in {**TINY_PARAMS, **(overrides or {})}.items():
+    merged = {**TINY_PARAMS, **(overrides or {})}
+    # an override of other sampling keys keeps the engine pin unless it names an engine itself
+    merged["sampling"] = {"engine": TINY_PARAMS["sampling"]["engine"], **merged["sampling"]}
+    for section, values in merged.items():
         if isinstance(values, dict):
             params[section].update(values)
         else:

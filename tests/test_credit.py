@@ -48,15 +48,16 @@ def test_branch_advantage_is_reward_minus_branch_point_value():
     assert adv.tolist() == [1.5] * 4 and w.tolist() == [1.0] * 4
 
 
-def _rollout(i, problem, reward, tokens=6):
+def _rollout(i, problem, reward, tokens=6, completion="1+1=2\n2+2=4\nA:4\n"):
     return {"rollout_id": f"r1-{problem}-s{i}", "round": 1, "policy_version": 0, "problem_id": problem, "prompt_token_ids": [1, 2],
-            "token_ids": list(range(10, 10 + tokens)), "logprobs": [-1.0] * tokens, "step_ends": [2, 4, tokens], "reward": reward}
+            "token_ids": list(range(10, 10 + tokens)), "logprobs": [-1.0] * tokens, "step_ends": [2, 4, tokens], "reward": reward,
+            "completion": completion, "answer": "4"}
 
 
 def test_train_set_modes_share_one_pipeline():
     rollouts = [_rollout(0, "p", 1.0), _rollout(1, "p", 0.0)]
     failures = [{"failure_id": "r1-p-s1", "first_error_step": 2, "value_before": 0.5, "value_after": 0.0}]
-    branches = [{"branch_id": "r1-p-s1-p1-c0", "parent_rollout_id": "r1-p-s1", "branch_token_offset": 2, "token_ids": [40, 41, 42],
+    branches = [{"branch_id": "r1-p-s1-p1-c0", "parent_rollout_id": "r1-p-s1", "branch_token_offset": 2, "branch_step": 1, "token_ids": [40, 41, 42], "completion": "2+2=4\nA:4\n",
                  "logprobs": [-0.1, -0.2, -0.3], "reward": 1.0, "value_before": 0.5}]
     outcome = build_train_set(rollouts, failures, branches, Params(mode="outcome"))
     assert [r["kind"] for r in outcome] == ["rollout", "rollout"]
@@ -69,3 +70,168 @@ def test_train_set_modes_share_one_pipeline():
     branch = method[2]
     assert branch["context_token_ids"] == [1, 2, 10, 11]  # prompt + the parent's good prefix, no loss on it
     assert branch["advantages"] == pytest.approx([0.5] * 3) and branch["logprobs"] == pytest.approx([-0.1, -0.2, -0.3])
+
+
+# -- estimators by name --------------------------------------------------------------------------
+from rlint.config import ConfigError, CreditConfig  # noqa: E402
+from rlint.credit import ESTIMATORS, BranchInput, CreditInputs, LocatedFailure, info_gain_token_advantages, watermark_gains  # noqa: E402
+
+
+def _random_round(rng, with_probs=False):
+    n = int(rng.integers(2, 30))
+    rewards = rng.integers(0, 2, n).astype(float)
+    rewards[rng.random(n) < 0.1] = np.nan
+    n_tokens, step_ends, probs = [], [], []
+    for _ in range(n):
+        k = int(rng.integers(1, 6))
+        ends = np.cumsum(rng.integers(1, 5, k)).tolist()
+        n_tokens.append(ends[-1] + int(rng.integers(0, 2)))  # sometimes an eos after the last step
+        step_ends.append(ends)
+        probs.append(rng.random(max(k - 1, 0) + 1))
+    failures = {i: LocatedFailure(int(rng.integers(1, len(step_ends[i]) + 1)), float(rng.random()), 0.0)
+                for i in range(n) if rewards[i] != 1.0 and rng.random() < 0.7}
+    branches = [BranchInput(int(rng.integers(0, n)), int(rng.integers(1, 8)), 1.0, float(rng.random())) for _ in range(int(rng.integers(0, 4)))]
+    return CreditInputs(rewards, rng.integers(0, 4, n), n_tokens, step_ends, failures, branches, probs if with_probs else None)
+
+
+def _loop_outcome(inputs, i, scale_by_std, eps):
+    rewards = np.nan_to_num(inputs.rewards)
+    members = rewards[inputs.group_ids == inputs.group_ids[i]]
+    centred = rewards[i] - members.mean()
+    return centred / (members.std() + eps) if scale_by_std else centred
+
+
+def test_every_estimator_is_registered_under_its_config_name():
+    assert set(ESTIMATORS) == {"grpo", "drgrpo", "internalized", "info_gain"}
+    assert [name for name, e in ESTIMATORS.items() if e.uses_mining] == ["internalized"]
+    assert [name for name, e in ESTIMATORS.items() if e.needs_answer_probs] == ["info_gain"]
+
+
+def test_estimators_match_token_loops_over_random_rounds():
+    cfg = CreditConfig(process_weight=0.7, after_error_weight=0.25, branch_weight=1.5)
+    for seed in range(40):
+        inputs = _random_round(np.random.default_rng(seed), with_probs=True)
+        for name, scale in (("grpo", True), ("drgrpo", False)):
+            rollouts, branches = ESTIMATORS[name].fn(inputs, cfg)
+            assert branches == []
+            for i, (adv, w) in enumerate(rollouts):
+                assert len(adv) == inputs.n_tokens[i] and np.all(w == 1)
+                np.testing.assert_allclose(adv, _loop_outcome(inputs, i, scale, cfg.epsilon), rtol=1e-5, atol=1e-6)
+        rollouts, branches = ESTIMATORS["internalized"].fn(inputs, cfg)
+        for i, (adv, w) in enumerate(rollouts):
+            a = _loop_outcome(inputs, i, True, cfg.epsilon)
+            f = inputs.failures.get(i)
+            for t in range(inputs.n_tokens[i]):
+                if f is None:
+                    want, weight = a, 1.0
+                else:
+                    step = next((j + 1 for j, end in enumerate(inputs.step_ends[i]) if t < end), None)  # 1-based step of token t
+                    if step is not None and step < f.first_error_step:
+                        want, weight = 0.3 * a, 1.0
+                    elif step == f.first_error_step:
+                        want, weight = 0.7 * (f.value_after - f.value_before) + 0.3 * a, 1.0
+                    else:
+                        want, weight = a, 0.25
+                assert adv[t] == pytest.approx(want, rel=1e-5, abs=1e-6) and w[t] == pytest.approx(weight)
+        assert [b[0].tolist() for b in branches] == [pytest.approx([1.5 * (1.0 - b.value_before)] * b.n_tokens) for b in inputs.branches]
+        rollouts, _ = ESTIMATORS["info_gain"].fn(inputs, cfg)
+        for i, (adv, w) in enumerate(rollouts):
+            a, probs, ends = _loop_outcome(inputs, i, True, cfg.epsilon), inputs.answer_probs[i], inputs.step_ends[i]
+            for t in range(inputs.n_tokens[i]):
+                step = next((j + 1 for j, end in enumerate(ends) if t < end), None)
+                gain = 0.0
+                if step is not None and step < len(probs):  # reasoning step: all but the last
+                    gain = max(0.0, probs[step] - max(probs[:step]))
+                assert adv[t] == pytest.approx(a + 0.7 * gain, rel=1e-5, abs=1e-6) and w[t] == 1.0
+
+
+def test_internalized_in_outcome_mode_is_grpo():
+    rollouts = [_rollout(0, "p", 1.0), _rollout(1, "p", 0.0), _rollout(2, "q", 0.0), _rollout(3, "q", 1.0)]
+    failures = [{"failure_id": "r1-p-s1", "first_error_step": 2, "value_before": 0.5, "value_after": 0.0}]
+    internalized = build_train_set(rollouts, failures, [], Params(mode="outcome"))
+    grpo = build_train_set(rollouts, failures, [], Params(mode="outcome", credit=CreditConfig(estimator="grpo")))
+    assert internalized == grpo
+
+
+def test_watermark_by_hand_and_against_a_loop():
+    # a rise, a dip (no credit), a recovery that only counts above the old best
+    np.testing.assert_allclose(watermark_gains(np.array([0.2, 0.6, 0.1, 0.7, 0.7])), [0.4, 0.0, 0.1, 0.0], atol=1e-7)
+    assert watermark_gains(np.array([0.5])).tolist() == []
+    rng = np.random.default_rng(1)
+    for _ in range(100):
+        probs = rng.random(int(rng.integers(1, 10)))
+        best, want = probs[0], []
+        for p in probs[1:]:
+            want.append(max(0.0, p - best))
+            best = max(best, p)
+        np.testing.assert_allclose(watermark_gains(probs), want, atol=1e-6)
+        assert watermark_gains(probs).sum() == pytest.approx(probs.max() - probs[0], abs=1e-5)  # gains telescope to the rise of the best value
+
+
+def test_info_gain_rewards_reasoning_steps_only():
+    # steps end at 2, 4, 6 (the third states the answer), an eos at 6; p rises by 0.3 after step 1 and 0.2 after step 2
+    adv, w = info_gain_token_advantages(7, [2, 4, 6], np.array([0.1, 0.4, 0.6]), 0.5, 1.0)
+    np.testing.assert_allclose(adv, [0.8, 0.8, 0.7, 0.7, 0.5, 0.5, 0.5], atol=1e-6)
+    assert w.tolist() == [1.0] * 7
+
+
+def test_nonsensical_estimator_and_mode_pairs_are_refused(tmp_path):
+    from rlint.config import load_params
+
+    for estimator in ("grpo", "drgrpo", "info_gain"):
+        Params(mode="outcome", credit=CreditConfig(estimator=estimator))
+        path = tmp_path / "params.yaml"
+        path.write_text(f"mode: internalized\ncredit:\n  estimator: {estimator}\n")
+        with pytest.raises(ConfigError, match=rf"params.yaml: .*credit.estimator='{estimator}'.*mode: outcome"):
+            load_params(path)
+    path.write_text("credit:\n  estimator: ppo\n")
+    with pytest.raises(ConfigError, match=r"params.yaml: .*credit.estimator='ppo': use one of grpo, drgrpo, internalized, info_gain"):
+        load_params(path)
+
+
+def test_sft_flag_needs_the_verifier_and_the_format_gate():
+    rollouts = [_rollout(0, "p", 1.0), _rollout(1, "p", 1.0, completion="1+1=2\nwhat\nA:4\n"), _rollout(2, "p", 0.0)]
+    branches = [{"branch_id": "r1-p-s2-p1-c0", "parent_rollout_id": "r1-p-s2", "branch_token_offset": 2, "branch_step": 1, "token_ids": [40, 41],
+                 "completion": "2+2=4\nA:4\n", "logprobs": [-0.1, -0.2], "reward": 1.0, "value_before": 0.5}]
+    failures = [{"failure_id": "r1-p-s2", "first_error_step": 2, "value_before": 0.5, "value_after": 0.0}]
+    rows = build_train_set(rollouts, failures, branches, Params(mode="internalized"))
+    # right and well formed; right but malformed; wrong; a branch judged with its parent's prefix "1+1=2\n"
+    assert [r["sft"] for r in rows] == [True, False, False, True]
+    branches[0]["completion"] = "A:4\n"  # the parent prefix plus this is still well formed
+    assert build_train_set(rollouts, failures, branches, Params(mode="internalized"))[3]["sft"] is True
+    branches[0]["branch_step"] = 0  # no reasoning line at all: malformed
+    assert build_train_set(rollouts, failures, branches, Params(mode="internalized"))[3]["sft"] is False
+
+
+def test_answer_probabilities_match_a_direct_forward(tiny_checkpoint):
+    import torch
+
+    from rlint.policy import load_policy
+    from rlint.stages.credit import answer_probabilities
+
+    model, tokenizer = load_policy(tiny_checkpoint)
+    model.eval()
+    encode = lambda text: tokenizer.encode(text, add_special_tokens=False)  # noqa: E731
+    rollouts = []
+    for i, completion in enumerate(["3+4=7\n7*2=14\nA:14\n", "3+4=8\nA:8\n", "A:1\n"]):
+        ids = encode(completion)
+        ends = [k + 1 for k, t in enumerate(ids) if tokenizer.decode([t]) == "\n"]
+        rollouts.append({"prompt_token_ids": encode("Q:3,+4,*2\n"), "token_ids": ids, "step_ends": ends, "answer": "14"})
+    probs = answer_probabilities(rollouts, model, tokenizer, lambda a: f"A:{a}\n", batch_size=2, temperature=0.8)
+    assert [len(p) for p in probs] == [3, 2, 1]  # p_0 .. p_R for R = steps - 1 reasoning steps
+    target = encode("A:14\n")
+    for rollout, p in zip(rollouts, probs):
+        for j, value in enumerate(p):
+            context = rollout["prompt_token_ids"] + rollout["token_ids"][: ([0] + rollout["step_ends"])[j]]
+            with torch.no_grad():
+                logp = torch.log_softmax(model(torch.tensor([context + target])).logits[0] / 0.8, dim=-1)
+            direct = sum(float(logp[len(context) - 1 + k, tok]) for k, tok in enumerate(target))
+            assert value == pytest.approx(np.exp(direct), rel=1e-4)
+
+
+def test_sft_gate_reads_a_replayed_rollout_with_its_archived_prefix():
+    replay = {**_rollout(0, "p", 1.0, completion="A:4\n"), "prefix_token_count": 12}
+    rows = build_train_set([replay, _rollout(1, "p", 0.0)], [], [], Params(mode="internalized"))
+    assert rows[0]["sft"] is False  # the completion alone has no reasoning line
+    rows = build_train_set([replay, _rollout(1, "p", 0.0)], [], [], Params(mode="internalized"), replay_prefixes={replay["rollout_id"]: "1+1=2\n2+2=4\n"})
+    assert rows[0]["sft"] is True

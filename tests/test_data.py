@@ -1,7 +1,7 @@
 import pyarrow.parquet as pq
 import pytest
 
-from rlint.data import SCHEMAS, DataError, dataset_path, read_rows, write_rows
+from rlint.data import SCHEMA_VERSION, SCHEMAS, DataError, dataset_path, read_rows, write_rows
 
 
 def _rollout(i: int, reward):
@@ -22,7 +22,7 @@ def test_round_trip_sorted_zstd_with_version(tmp_path):
     assert back[0]["reward"] is None and back[0]["logprobs"] == [-0.5, -0.25, -1.0]
     meta = pq.read_metadata(path)
     assert meta.row_group(0).column(0).compression == "ZSTD"
-    assert pq.read_schema(path).metadata[b"rlint.schema_version"] == b"1"
+    assert pq.read_schema(path).metadata[b"rlint.schema_version"] == SCHEMA_VERSION.encode()
     assert not list(path.parent.glob(".*tmp*"))
 
 

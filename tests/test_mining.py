@@ -52,6 +52,15 @@ def test_binary_search_equals_linear_scan_and_costs_log_steps(n_steps, data, m):
     linear_sampler = exact_sampler(lambda key, prefix: values[next(j for j in range(n_steps + 1) if linear.prefix(j) == prefix)], linear_log)
     locate_first_errors([linear], {"p": pool_with(linear)}, linear_sampler, m, 0.0, strategy="linear")
     assert linear.hi == first_error
+    # the full scan labels every prefix 0..K-1 and finds the same step, at K probes
+    full = make_failure("f", n_steps)
+    full_log = []
+    full_sampler = exact_sampler(lambda key, prefix: values[next(j for j in range(n_steps + 1) if full.prefix(j) == prefix)], full_log)
+    locate_first_errors([full], {"p": pool_with(full)}, full_sampler, m, 0.0, strategy="full")
+    assert full.hi == first_error and full.lo == first_error - 1
+    assert sorted(full.probe_steps) == list(range(n_steps))
+    assert full.probe_verdicts == ["good" if j < first_error else "bad" for j in full.probe_steps]
+    assert full.continuations_spent == len(full_log) == n_steps * m  # nothing is known about any prefix beforehand
 
 
 def pool_with(search):
@@ -130,3 +139,16 @@ def test_unsolvable_prompt_is_reported_as_hi_zero():
     pool.add(PROMPT + search.token_ids, False, len(PROMPT))
     locate_first_errors([search], {"p": pool}, exact_sampler(lambda k, p: 0.0, []), 2, 0.0)
     assert search.hi == 0 and search.lo == -1
+
+
+def test_unsolved_prompt_is_settled_first_for_the_whole_group():
+    # 7 failed rollouts pass through the prompt, 6 besides each failure's own: two more (failing)
+    # samples settle V(prompt) = 0 for every failure of the group, with no probe of their middle steps
+    searches = [make_failure(f"f{i}", 6, base=100 * (i + 1)) for i in range(7)]
+    pool = PrefixPool()
+    for search in searches:
+        pool.add(search.sequence, False, len(PROMPT))
+    log = []
+    locate_first_errors(searches, {"p": pool}, exact_sampler(lambda key, prefix: 0.0, log), 8, 0.0)
+    assert log == [("p", PROMPT)] * 2  # drawn once, for all seven
+    assert all(s.hi == 0 and s.probe_steps == [0] for s in searches)

@@ -92,8 +92,9 @@ def run(params: Params, round_id: int, root: Path) -> dict:
             parent = rollouts[failure["failure_id"]]
             spent[failure["failure_id"]] = len(samples)
             drawn = []
+            archived = prompt[len(prompt) - parent["prefix_token_count"]:] if parent["prefix_token_count"] else []
             for i, sample in enumerate(samples):
-                completion = engine.decode(kept + sample.token_ids)
+                completion = engine.decode(archived + kept + sample.token_ids)
                 drawn.append({
                     "id": f"{failure['failure_id']}-p{steps}-k{i}", "sequence": prompt + kept + sample.token_ids,
                     "context_len": len(prompt) + len(kept), "logprobs": sample.logprobs,

@@ -1,62 +1,141 @@
-"""credit: the round's train set with per-token advantages (see rlint/credit.py)."""
+"""credit: the round's train set with per-token advantages (estimators in rlint/credit.py).
+
+``mode`` decides which supervision data exist (``outcome``: rollouts only; ``internalized``
+and ``oracle``: mined failures and corrected branches too); ``credit.estimator`` decides how
+they become per-token advantages. The ``info_gain`` estimator also reads the round's sampling
+policy (``checkpoints/round=<k-1>``) to score the reference answer after each step.
+
+Each row also carries ``sft``: the example passed the task's format gate and its verifier
+(reward 1), so the optimize stage may add a supervised loss on it (``optimize.sft_weight``).
+"""
 
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 
 import numpy as np
 
 from rlint.config import Params
-from rlint.credit import branch_token_advantages, failure_token_advantages, group_outcome_advantages, outcome_token_advantages
+from rlint.credit import ESTIMATORS, BranchInput, CreditInputs, LocatedFailure, reasoning_steps, watermark_gains
 from rlint.data import read_rows, write_rows
-from rlint.stages.common import metrics_path, write_json_atomic
+from rlint.stages.common import checkpoint_path, metrics_path, write_json_atomic
+from rlint.tasks import load_task
 
 log = logging.getLogger(__name__)
 
 
-def build_train_set(rollouts: list[dict], failures: list[dict], branches: list[dict], params: Params) -> list[dict]:
-    """Train-set rows: one per rollout, one per corrected branch (mode "outcome": rollouts only)."""
-    cfg = params.credit
-    rewards = np.array([np.nan if r["reward"] is None else r["reward"] for r in rollouts], dtype=np.float64)
-    outcome = group_outcome_advantages(rewards, np.array([r["problem_id"] for r in rollouts]), cfg.epsilon)
-    located = {f["failure_id"]: f for f in failures if f["first_error_step"] is not None} if params.mode != "outcome" else {}
+def credit_inputs(rollouts: list[dict], failures: list[dict], branches: list[dict], mode: str, answer_probs: list[np.ndarray] | None = None) -> CreditInputs:
+    """The estimator's view of a round; mode ``outcome`` hides failures and branches."""
+    index = {r["rollout_id"]: i for i, r in enumerate(rollouts)}
+    mined = mode != "outcome"
+    return CreditInputs(
+        rewards=np.array([np.nan if r["reward"] is None else r["reward"] for r in rollouts], dtype=np.float64),
+        group_ids=np.array([r["problem_id"] for r in rollouts]),
+        n_tokens=[len(r["token_ids"]) for r in rollouts],
+        step_ends=[list(r["step_ends"]) for r in rollouts],
+        failures={index[f["failure_id"]]: LocatedFailure(f["first_error_step"], f["value_before"], f["value_after"])
+                  for f in failures if mined and f["first_error_step"] is not None},
+        branches=[BranchInput(index[b["parent_rollout_id"]], len(b["token_ids"]), b["reward"], b["value_before"]) for b in branches] if mined else [],
+        answer_probs=answer_probs,
+    )
+
+
+def build_train_set(rollouts: list[dict], failures: list[dict], branches: list[dict], params: Params, answer_probs: list[np.ndarray] | None = None,
+                    task=None, replay_prefixes: dict[str, str] | None = None) -> list[dict]:
+    """Train-set rows: one per rollout, one per corrected branch (mode "outcome": rollouts only).
+
+    ``replay_prefixes``: rollout_id -> text of the archived prefix a replayed rollout continued
+    (the format gate judges that prefix and the completion together, as the verifier did).
+    """
+    task = task or load_task(params.task)
+    replay_prefixes = replay_prefixes or {}
+    inputs = credit_inputs(rollouts, failures, branches, params.mode, answer_probs)
+    rollout_credit, branch_credit = ESTIMATORS[params.credit.estimator].fn(inputs, params.credit)
     rows = []
-    for rollout, advantage in zip(rollouts, outcome):
-        n_tokens = len(rollout["token_ids"])
-        failure = located.get(rollout["rollout_id"])
-        if failure is None:
-            advantages, weights = outcome_token_advantages(n_tokens, float(advantage))
-        else:
-            advantages, weights = failure_token_advantages(
-                n_tokens, rollout["step_ends"], failure["first_error_step"], failure["value_before"], failure["value_after"],
-                float(advantage), cfg.process_weight, cfg.after_error_weight,
-            )
-        rows.append(_row(rollout["rollout_id"], "rollout", rollout, list(rollout["prompt_token_ids"]), rollout["token_ids"], rollout["logprobs"], advantages, weights, rollout["reward"]))
+    for rollout, (advantages, weights) in zip(rollouts, rollout_credit):
+        sft = rollout["reward"] == 1.0 and task.well_formed(replay_prefixes.get(rollout["rollout_id"], "") + rollout["completion"])
+        rows.append(_row(rollout["rollout_id"], "rollout", rollout, list(rollout["prompt_token_ids"]), rollout["token_ids"], rollout["logprobs"],
+                         advantages, weights, rollout["reward"], sft))
     parents = {r["rollout_id"]: r for r in rollouts}
-    for branch in branches if params.mode != "outcome" else []:
+    for branch, (advantages, weights) in zip(branches if inputs.branches else [], branch_credit):
         parent = parents[branch["parent_rollout_id"]]
+        # the parent's good prefix is context (no loss): its tokens are trained once, in the parent's row
         context = list(parent["prompt_token_ids"]) + list(parent["token_ids"][: branch["branch_token_offset"]])
-        advantages, weights = branch_token_advantages(len(branch["token_ids"]), branch["reward"], branch["value_before"], cfg.branch_weight)
-        rows.append(_row(branch["branch_id"], "branch", parent, context, branch["token_ids"], branch["logprobs"], advantages, weights, branch["reward"]))
+        text = replay_prefixes.get(parent["rollout_id"], "") + _prefix_text(parent["completion"], task.step_delimiter, branch["branch_step"]) + branch["completion"]
+        sft = branch["reward"] == 1.0 and task.well_formed(text)
+        rows.append(_row(branch["branch_id"], "branch", parent, context, branch["token_ids"], branch["logprobs"], advantages, weights, branch["reward"], sft))
     return rows
 
 
-def _row(example_id, kind, rollout, context, tokens, logprobs, advantages, weights, reward) -> dict:
+def _prefix_text(completion: str, delimiter: str, steps: int) -> str:
+    """The text of the first ``steps`` steps of a completion (each ends with the delimiter)."""
+    pieces = completion.split(delimiter)
+    return "".join(piece + delimiter for piece in pieces[:steps])
+
+
+def _row(example_id, kind, rollout, context, tokens, logprobs, advantages, weights, reward, sft) -> dict:
     return {
         "example_id": example_id, "kind": kind, "rollout_id": rollout["rollout_id"], "round": rollout["round"],
         "policy_version": rollout["policy_version"], "problem_id": rollout["problem_id"], "context_token_ids": context,
         "token_ids": list(tokens), "logprobs": list(logprobs), "advantages": advantages.tolist(),
-        "loss_weights": weights.tolist(), "reward": reward,
+        "loss_weights": weights.tolist(), "reward": reward, "sft": bool(sft),
     }
 
 
+def answer_probabilities(rollouts: list[dict], model, tokenizer, answer_text, batch_size: int, temperature: float) -> list[np.ndarray]:
+    """For each rollout, ``p_j = P(answer_text(answer) | prompt, steps 1..j)`` for j = 0..R (R reasoning steps). N arrays (R + 1,)."""
+    from rlint.scoring import target_logprobs
+
+    contexts, targets, owners = [], [], []
+    for i, rollout in enumerate(rollouts):
+        answer_ids = tokenizer.encode(answer_text(rollout["answer"]), add_special_tokens=False)
+        ends = [0] + list(rollout["step_ends"])
+        for j in range(reasoning_steps(len(rollout["step_ends"])) + 1):
+            contexts.append(list(rollout["prompt_token_ids"]) + list(rollout["token_ids"][: ends[j]]))
+            targets.append(answer_ids)
+            owners.append(i)
+    logprobs = target_logprobs(model, contexts, targets, tokenizer.pad_token_id, batch_size, temperature)
+    probs: list[list[float]] = [[] for _ in rollouts]
+    for owner, value in zip(owners, logprobs):
+        probs[owner].append(math.exp(value))
+    return [np.array(p, dtype=np.float64) for p in probs]
+
+
 def run(params: Params, round_id: int, root: Path) -> dict:
+    cfg = params.credit
     rollouts = read_rows(root, "rollouts", round_id)
     failures = read_rows(root, "failures", round_id)
     branches = read_rows(root, "branches", round_id)
-    rows = build_train_set(rollouts, failures, branches, params)
+    task = load_task(params.task)
+    answer_probs = None
+    if ESTIMATORS[cfg.estimator].needs_answer_probs:
+        from rlint.policy import load_policy
+
+        model, tokenizer = load_policy(checkpoint_path(root, round_id - 1))
+        model.eval()
+        answer_text = (lambda answer: cfg.answer_text.replace("{answer}", answer)) if cfg.answer_text else task.answer_text
+        answer_probs = answer_probabilities(rollouts, model, tokenizer, answer_text, cfg.score_batch_size, params.sampling.temperature)
+    rows = build_train_set(rollouts, failures, branches, params, answer_probs, task, replay_prefixes(rollouts, checkpoint_path(root, round_id - 1)))
     write_rows(root, "train_set", round_id, rows)
+    metrics = credit_metrics(rows, round_id, answer_probs)
+    write_json_atomic(metrics_path(root, "credit", round_id), metrics)
+    return metrics
+
+
+def replay_prefixes(rollouts: list[dict], checkpoint: Path) -> dict[str, str]:
+    """Text of the archived prefix at the end of each replayed rollout's context (decoded with the policy's tokenizer)."""
+    replays = [r for r in rollouts if r.get("prefix_token_count")]
+    if not replays:
+        return {}
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+    return {r["rollout_id"]: tokenizer.decode(r["prompt_token_ids"][-r["prefix_token_count"]:], skip_special_tokens=True) for r in replays}
+
+
+def credit_metrics(rows: list[dict], round_id: int, answer_probs: list[np.ndarray] | None) -> dict:
     token_adv = np.concatenate([np.asarray(r["advantages"], dtype=np.float64) for r in rows]) if rows else np.zeros(0)
     token_w = np.concatenate([np.asarray(r["loss_weights"], dtype=np.float64) for r in rows]) if rows else np.zeros(0)
     trained = token_w > 0
@@ -64,6 +143,7 @@ def run(params: Params, round_id: int, root: Path) -> dict:
         "round": round_id,
         "examples": len(rows),
         "branch_examples": sum(r["kind"] == "branch" for r in rows),
+        "sft_examples": sum(r["sft"] for r in rows),
         "trained_tokens": int(trained.sum()),
         "masked_tokens": int((~trained).sum()),
         "advantage_mean": round(float(token_adv[trained].mean()), 4) if trained.any() else 0.0,
@@ -71,6 +151,9 @@ def run(params: Params, round_id: int, root: Path) -> dict:
         "positive_token_share": round(float((token_adv[trained] > 0).mean()), 4) if trained.any() else 0.0,
         "negative_token_share": round(float((token_adv[trained] < 0).mean()), 4) if trained.any() else 0.0,
     }
-    write_json_atomic(metrics_path(root, "credit", round_id), metrics)
+    if answer_probs is not None:
+        gains = np.concatenate([watermark_gains(p) for p in answer_probs] + [np.zeros(0)])
+        metrics["step_gain_mean"] = round(float(gains.mean()), 4) if len(gains) else 0.0
+        metrics["step_gain_positive_share"] = round(float((gains > 0).mean()), 4) if len(gains) else 0.0
     log.info("credit round %d: %s", round_id, metrics)
     return metrics

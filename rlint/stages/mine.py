@@ -84,7 +84,8 @@ def run(params: Params, round_id: int, root: Path) -> dict:
         seed_everything(seed)
         engine = load_engine(str(checkpoint_path(root, round_id - 1)), params.sampling)
         pools = build_pools(rollouts)
-        prompt_lengths = {row["problem_id"]: len(row["prompt_token_ids"]) for row in rollouts}
+        # the verifier scores everything after the problem's own prompt (an archived prefix included)
+        prompt_lengths = {row["problem_id"]: len(row["prompt_token_ids"]) - row["prefix_token_count"] for row in rollouts}
         answers = {row["problem_id"]: row["answer"] for row in rollouts}
         sample = make_sampler(engine, task, params, answers, prompt_lengths, seed)
         m, threshold = params.mine.continuations_per_probe, params.mine.value_threshold

@@ -1,4 +1,9 @@
-"""rollout: G sampled completions per training problem with the previous round's policy."""
+"""rollout: G sampled completions per training problem with the previous round's policy.
+
+A share of the batch (``archive.replay_share``) restarts from open entries of the previous
+round's archive: the context is the problem's prompt plus the archived good prefix, and the
+verifier scores the prefix together with what the policy writes after it.
+"""
 
 from __future__ import annotations
 
@@ -7,29 +12,39 @@ import time
 from pathlib import Path
 
 from rlint.config import Params, round_seed
-from rlint.data import write_rows
+from rlint.archive import select_replays
+from rlint.data import read_rows, write_rows
 from rlint.engine import SamplingRequest, load_engine
 from rlint.stages.common import checkpoint_path, metrics_path, seed_everything, write_json_atomic
 from rlint.steps import step_ends, token_texts
 from rlint.tasks import load_task
+from rlint.tasks.base import Problem
 
 log = logging.getLogger(__name__)
 
 
-def rollout_rows(engine, task, problems, samples, round_id: int) -> list[dict]:
-    """Rows of the ``rollouts`` dataset for ``samples[i][j]`` = sample j of ``problems[i]``."""
+def rollout_rows(engine, task, problems, samples, round_id: int, replays: list[dict | None] | None = None) -> list[dict]:
+    """Rows of the ``rollouts`` dataset for ``samples[i][j]`` = sample j of ``problems[i]``.
+
+    ``replays[i]`` is the archive entry problem i restarts from (None: a fresh start).
+    """
     rows = []
-    for problem, group in zip(problems, samples):
-        prompt_ids = engine.encode(problem.prompt)
+    for problem, group, entry in zip(problems, samples, replays or [None] * len(problems)):
+        prompt_ids = engine.encode(problem.prompt) if entry is None else list(entry["context_token_ids"])
+        prefix_count = 0 if entry is None else entry["prefix_token_count"]
+        prefix_text = engine.decode(prompt_ids[len(prompt_ids) - prefix_count:]) if prefix_count else ""
+        prefix_steps = 0 if entry is None else entry["prefix_steps"]
         for index, sample in enumerate(group):
             completion = engine.decode(sample.token_ids)
+            scored = prefix_text + completion
+            true_step = task.first_error_step(problem, scored) if task.has_step_checker else None
             rows.append({
                 "rollout_id": f"r{round_id}-{problem.problem_id}-s{index}",
                 "round": round_id,
                 "policy_version": round_id - 1,
                 "problem_id": problem.problem_id,
                 "sample_index": index,
-                "prompt": problem.prompt,
+                "prompt": problem.prompt + prefix_text,
                 "answer": problem.answer,
                 "prompt_token_ids": prompt_ids,
                 "token_ids": sample.token_ids,
@@ -37,8 +52,10 @@ def rollout_rows(engine, task, problems, samples, round_id: int) -> list[dict]:
                 "step_ends": step_ends(token_texts(engine.tokenizer, sample.token_ids), task.step_delimiter),
                 "completion": completion,
                 "finish_reason": sample.finish_reason,
-                "reward": task.reward(completion, problem.answer),
-                "true_first_error_step": task.first_error_step(problem, completion) if task.has_step_checker else None,
+                "reward": task.reward(scored, problem.answer),
+                "true_first_error_step": None if true_step is None else max(0, true_step - prefix_steps),
+                "archive_id": None if entry is None else entry["archive_id"],
+                "prefix_token_count": prefix_count,
             })
     return rows
 
@@ -49,21 +66,30 @@ def run(params: Params, round_id: int, root: Path) -> dict:
     seed_everything(seed)
     engine = load_engine(str(checkpoint_path(root, round_id - 1)), params.sampling)
     cfg = params.rollout
-    problems = task.problems("train", (round_id - 1) * cfg.prompts_per_round, cfg.prompts_per_round)
+    # round 1 starts from the empty base archive (nothing was mined before it)
+    replaying = params.archive.replay_share > 0 and params.mode != "outcome" and round_id > 1
+    archived = read_rows(root, "archive", round_id - 1) if replaying else []
+    replays = select_replays(archived, int(params.archive.replay_share * cfg.prompts_per_round))
+    fresh = task.problems("train", (round_id - 1) * cfg.prompts_per_round, cfg.prompts_per_round - len(replays))
+    problems = fresh + [Problem(e["problem_id"], e["prompt"], e["answer"]) for e in replays]
+    starts: list[dict | None] = [None] * len(fresh) + replays
     started = time.monotonic()
     request = SamplingRequest(
-        prompts=[engine.encode(p.prompt) for p in problems], n=cfg.samples_per_prompt,
+        prompts=[engine.encode(p.prompt) if e is None else list(e["context_token_ids"]) for p, e in zip(problems, starts)],
+        n=cfg.samples_per_prompt,
         temperature=params.sampling.temperature, top_p=params.sampling.top_p,
         max_new_tokens=params.sampling.max_new_tokens, seed=seed,
     )
     samples = engine.generate(request, desc=f"rollout round {round_id}")
-    rows = rollout_rows(engine, task, problems, samples, round_id)
+    rows = rollout_rows(engine, task, problems, samples, round_id, starts)
     seconds = time.monotonic() - started
     write_rows(root, "rollouts", round_id, rows)
     tokens = sum(len(r["token_ids"]) for r in rows)
     metrics = {
         "round": round_id,
         "rollouts": len(rows),
+        "replayed_prompts": len(replays),
+        "replay_accuracy": round(sum(r["reward"] == 1.0 for r in rows if r["archive_id"]) / max(1, sum(1 for r in rows if r["archive_id"])), 4),
         "train_accuracy": round(sum(r["reward"] == 1.0 for r in rows) / len(rows), 4),
         "unscorable_rate": round(sum(r["reward"] is None for r in rows) / len(rows), 4),
         "generated_tokens": tokens,

@@ -8,9 +8,10 @@ from rlint.tasks.base import Problem, Task, TaskInputError
 def load_task(task_config) -> Task:
     """The task that ``params.yaml``'s ``task`` section describes."""
     if task_config.name == "arithmetic":
-        from rlint.tasks.arithmetic import ArithmeticConfig, ArithmeticTask
+        from rlint.tasks.arithmetic import ArithmeticConfig
+        from rlint.tasks.arithmetic_rl import ArithmeticRLTask
 
-        return ArithmeticTask(
+        return ArithmeticRLTask(
             ArithmeticConfig(
                 seed=task_config.seed,
                 min_steps=task_config.min_steps,

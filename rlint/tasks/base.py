@@ -39,6 +39,14 @@ class Task(Protocol):
         """Ground truth: 1-based index of the first wrong step, None when every step is right."""
         ...
 
+    def answer_text(self, answer: str) -> str:
+        """How a completion states ``answer`` after its steps (scored by the ``info_gain`` estimator)."""
+        ...
+
+    def well_formed(self, completion: str) -> bool:
+        """Format gate of the supervised loss: the completion has the task's structure (correctness aside)."""
+        ...
+
 
 class TaskInputError(ValueError):
     """A dataset or task setting is unusable; the message names the file, row or field."""

@@ -380,5 +380,21 @@ class DatasetTask:
         """1.0 right, 0.0 wrong, None unscorable: see :func:`math_answer_reward`."""
         return math_answer_reward(completion, answer)
 
+    def answer_text(self, answer: str) -> str:
+        """The final answer written GSM8K-style, as the reference answers are (``credit.answer_text`` overrides it).
+
+        >>> DatasetTask.answer_text(None, "42")
+        '#### 42\\n'
+        """
+        return f"#### {answer}\n"
+
+    def well_formed(self, completion: str) -> bool:
+        """Format gate: the completion has a final answer that can be read (see :func:`answer_candidates`).
+
+        >>> DatasetTask.well_formed(None, "2+2 is 4.\\n#### 4"), DatasetTask.well_formed(None, "I am not sure.")
+        (True, False)
+        """
+        return bool(answer_candidates(completion))
+
     def first_error_step(self, problem: Problem, completion: str) -> int | None:
         raise TaskInputError("task 'dataset' has no ground-truth step checker (use mode 'outcome' or 'internalized')")

@@ -7,7 +7,7 @@ import pytest
 
 from rlint.config import Params, TaskConfig
 from rlint.data import read_rows
-from rlint.stages import correct, credit, evaluate, mine, optimize, rollout
+from rlint.stages import archive, correct, credit, evaluate, mine, optimize, rollout
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow
@@ -25,11 +25,14 @@ def test_dataset_round_in_process(tmp_path, tiny_checkpoint):
         sampling=dataclasses.replace(base.sampling, max_new_tokens=16, engine="transformers"),
         evaluate=dataclasses.replace(base.evaluate, problems=2),
     )
+    archive.run(params, 0, tmp_path)  # the empty archive round 1 starts from (dvc.yaml: archive_base)
     rollout.run(params, 1, tmp_path)
-    for stage in (mine, correct, credit, optimize, evaluate):
+    for stage in (mine, correct, archive, credit, optimize, evaluate):
         stage.run(params, 1, tmp_path)
     rollouts = read_rows(tmp_path, "rollouts", 1)
     assert len(rollouts) == 6 and all(r["true_first_error_step"] is None for r in rollouts)
     assert all(r["reward"] in (0.0, 1.0, None) for r in rollouts)
     assert len(read_rows(tmp_path, "train_set", 1)) >= 6
+    hard = [c for c in read_rows(tmp_path, "corrections", 1) if c["status"] != "corrected"]
+    assert len(read_rows(tmp_path, "archive", 1)) <= len(hard)  # hard cases only, one per problem and prefix
     assert (tmp_path / "checkpoints" / "round=1" / "model.safetensors").is_file()

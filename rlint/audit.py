@@ -1,0 +1,362 @@
+"""The audit: how the internal supervision evolves across rounds, computed from every round's Parquet.
+
+Pure functions over polars LazyFrames: each statistic is one query over all rounds of one dataset
+(``data/<dataset>/round=*/``), grouped by ``round``; a dataset that is absent (``None``) gives
+nulls, which the renderers print as "n/a". Reading (a workspace or a git revision through DVC)
+lives in :mod:`rlint.audit_sources`, printing and plotting in :mod:`rlint.audit_render`.
+
+Definitions (the column names of :func:`round_summary`):
+
+- ``train_accuracy``: share of the round's rollouts with reward 1 (unscorable counts as wrong, as
+  in the rollout stage); ``failure_rate`` = 1 - ``train_accuracy``.
+- ``heldout_accuracy``: the same share over ``data/eval``; from ``metrics/evaluate/round=<k>.json``
+  where the round has no eval data (round 0, the base policy).
+- ``localization_accuracy``: share of located failures whose ``first_error_step`` equals the true
+  one, over the failures whose true first error is known (``localization_checked``).
+- ``continuations_per_failure`` / ``mining_tokens_per_failure``: mining cost, mean of
+  ``continuations_spent`` / ``tokens_spent`` over the round's failures.
+- ``correction_yield``: corrected failures / located failures (``data/corrections``).
+- ``archive_size``: rows of the archive snapshot after the round; ``archive_solved``: those of
+  them a later round solved (status "solved"); ``archive_newly_solved``: solved in this round.
+- advantage statistics: over trained tokens (loss weight > 0) of ``data/train_set``, per round
+  and per kind (``rollout``, ``branch``, ``all``).
+- ``logprob_mismatch`` / ``logprob_mismatch_max``: sampler-versus-trainer log-probability
+  difference, from ``metrics/optimize/round=<k>.json``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from rlint.data import DataError
+
+# datasets the audit reads (archive: hard prefixes kept across rounds, one snapshot per round;
+# continuations only for lineage)
+DATASETS = ("rollouts", "failures", "continuations", "corrections", "branches", "train_set", "eval", "archive")
+
+# id column of each dataset, in the order lineage looks an id up
+ID_COLUMNS = {
+    "train_set": "example_id", "branches": "branch_id", "continuations": "continuation_id",
+    "failures": "failure_id", "rollouts": "rollout_id", "archive": "archive_id",
+}
+
+ROUND = pl.Int32
+
+
+class AuditError(DataError):
+    """Bad audit input: an unknown id, no round outputs, an unreadable revision."""
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What the audit reads: one lazy frame per dataset (``None`` when absent), per-stage metrics."""
+
+    frames: dict[str, pl.LazyFrame | None]
+    metrics: dict[str, dict[int, dict]] = field(default_factory=dict)  # stage -> round -> metrics JSON
+    origin: str = ""  # where it was read from, for the report header
+    # advantage_moments of the train set, when already known (a per-round cache): saves reading token lists
+    advantage_moments: pl.DataFrame | None = None
+    # dataset -> rounds that have a file (possibly without rows): their counts are 0, not n/a
+    rounds_present: dict[str, list[int]] = field(default_factory=dict)
+
+    def frame(self, dataset: str) -> pl.LazyFrame | None:
+        return self.frames.get(dataset)
+
+
+@dataclass(frozen=True)
+class Audit:
+    """The audit's tables, each a small polars DataFrame sorted by round."""
+
+    rounds: pl.DataFrame  # one row per round, columns as in the module docstring
+    first_errors: pl.DataFrame  # round, first_error_step (null: not located), failures, share
+    advantages: pl.DataFrame  # round, kind, tokens, advantage_mean/std/min/max, positive/negative_token_share
+    origin: str = ""
+
+
+def _right(column: str = "reward") -> pl.Expr:
+    """Reward exactly 1; unscorable (null) counts as wrong."""
+    return (pl.col(column) == 1.0).fill_null(False)
+
+
+def _ratio(num: pl.Expr, den: pl.Expr) -> pl.Expr:
+    """num / den as float, null where den is 0."""
+    return pl.when(den > 0).then(num.cast(pl.Float64) / den).otherwise(None)
+
+
+def rollout_stats(rollouts: pl.LazyFrame) -> pl.LazyFrame:
+    """round, rollouts, policy_version, train_accuracy, failure_rate."""
+    return rollouts.group_by("round").agg(
+        rollouts=pl.len(),
+        policy_version=pl.col("policy_version").max(),
+        train_accuracy=_right().mean(),
+    ).with_columns(failure_rate=1.0 - pl.col("train_accuracy"))
+
+
+def heldout_stats(evals: pl.LazyFrame) -> pl.LazyFrame:
+    """round, heldout_accuracy (greedy accuracy on the held-out problems)."""
+    return evals.group_by("round").agg(heldout_accuracy=_right().mean())
+
+
+def failure_stats(failures: pl.LazyFrame) -> pl.LazyFrame:
+    """round, failures, failures_located, localization_accuracy/_checked, first-error position, mining cost."""
+    located = pl.col("first_error_step").is_not_null()
+    checked = located & pl.col("true_first_error_step").is_not_null()
+    return failures.group_by("round").agg(
+        failures=pl.len(),
+        failures_located=located.sum(),
+        localization_checked=checked.sum(),
+        localization_hits=(checked & (pl.col("first_error_step") == pl.col("true_first_error_step"))).sum(),
+        first_error_step_mean=pl.col("first_error_step").mean(),
+        # where in the solution the first error falls: step / steps, 1 = the last step
+        first_error_position_mean=(pl.col("first_error_step") / pl.col("n_steps")).mean(),
+        continuations_per_failure=pl.col("continuations_spent").mean(),
+        mining_tokens_per_failure=pl.col("tokens_spent").mean(),
+    ).with_columns(
+        localization_accuracy=_ratio(pl.col("localization_hits"), pl.col("localization_checked")),
+    ).drop("localization_hits")
+
+
+def correction_stats(corrections: pl.LazyFrame) -> pl.LazyFrame:
+    """round, failures_corrected, correction_yield (corrected / located), correction_samples_per_failure."""
+    located = pl.col("status") != "unlocated"
+    return corrections.group_by("round").agg(
+        failures_corrected=(pl.col("status") == "corrected").sum(),
+        corrections_located=located.sum(),
+        correction_samples=pl.col("samples_spent").filter(located).sum(),
+    ).with_columns(
+        correction_yield=_ratio(pl.col("failures_corrected"), pl.col("corrections_located")),
+        correction_samples_per_failure=_ratio(pl.col("correction_samples"), pl.col("corrections_located")),
+    ).drop("corrections_located", "correction_samples")
+
+
+def branch_stats(branches: pl.LazyFrame) -> pl.LazyFrame:
+    """round, corrected_branches."""
+    return branches.group_by("round").agg(corrected_branches=pl.len())
+
+
+def archive_stats(archive: pl.LazyFrame) -> pl.LazyFrame:
+    """round, archive_size, archive_solved (by a later round, cumulative), archive_newly_solved (this round)."""
+    solved = pl.col("status") == "solved"
+    return archive.group_by("round").agg(
+        archive_size=pl.len(),
+        archive_solved=solved.sum(),
+        archive_newly_solved=(solved & (pl.col("solved_round") == pl.col("round"))).sum(),
+    )
+
+
+def first_error_distribution(failures: pl.LazyFrame) -> pl.LazyFrame:
+    """round, first_error_step (null: not located), failures, share (of the round's failures)."""
+    return failures.group_by("round", "first_error_step").agg(failures=pl.len()).with_columns(
+        share=pl.col("failures") / pl.col("failures").sum().over("round"),
+    )
+
+
+def advantage_moments(train_set: pl.LazyFrame) -> pl.LazyFrame:
+    """Sufficient statistics of trained-token advantages per (round, kind).
+
+    Explodes ``advantages`` and ``loss_weights`` (list<float32>, one value per trained token)
+    and keeps tokens with weight > 0.
+    """
+    adv = pl.col("advantages").cast(pl.Float64)
+    return (
+        train_set.select("round", "kind", "advantages", "loss_weights")
+        .explode("advantages", "loss_weights")
+        .filter(pl.col("loss_weights") > 0)
+        .group_by("round", "kind")
+        .agg(
+            tokens=pl.len(), sum=adv.sum(), sum_sq=(adv * adv).sum(),
+            positive=(adv > 0).sum(), negative=(adv < 0).sum(), advantage_min=adv.min(), advantage_max=adv.max(),
+        )
+    )
+
+
+MOMENT_COLUMNS = {
+    "round": ROUND, "kind": pl.String, "tokens": pl.UInt32, "sum": pl.Float64, "sum_sq": pl.Float64,
+    "positive": pl.UInt32, "negative": pl.UInt32, "advantage_min": pl.Float64, "advantage_max": pl.Float64,
+}
+
+
+def advantage_stats(moments: pl.DataFrame) -> pl.DataFrame:
+    """Per (round, kind) and per round over both kinds ("all"): tokens, mean, std (population), shares, min, max."""
+    moments = moments.sort("round", "kind")  # a fixed order of float sums: the same inputs give the same bits
+    every = moments.group_by("round", maintain_order=True).agg(
+        pl.lit("all").alias("kind"), pl.col("tokens", "sum", "sum_sq", "positive", "negative").sum(),
+        pl.col("advantage_min").min(), pl.col("advantage_max").max(),
+    ).select(moments.columns)
+    both = pl.concat([moments.cast({"tokens": pl.Int64, "positive": pl.Int64, "negative": pl.Int64}),
+                      every.cast({"tokens": pl.Int64, "positive": pl.Int64, "negative": pl.Int64})])
+    mean = pl.col("sum") / pl.col("tokens")
+    return both.select(
+        "round", "kind", "tokens",
+        advantage_mean=mean,
+        advantage_std=(pl.col("sum_sq") / pl.col("tokens") - mean * mean).clip(lower_bound=0.0).sqrt(),
+        positive_token_share=pl.col("positive") / pl.col("tokens"),
+        negative_token_share=pl.col("negative") / pl.col("tokens"),
+        advantage_min="advantage_min", advantage_max="advantage_max",
+    ).sort("round", "kind")
+
+
+def metrics_frame(metrics: dict[str, dict[int, dict]]) -> pl.DataFrame:
+    """round, heldout_accuracy_metrics, logprob_mismatch, logprob_mismatch_max from the stage metrics files."""
+    rounds = sorted({k for per_round in metrics.values() for k in per_round})
+    evaluate, optimize = metrics.get("evaluate", {}), metrics.get("optimize", {})
+
+    def value(stage: dict[int, dict], k: int, key: str) -> float | None:
+        v = stage.get(k, {}).get(key)
+        return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+    return pl.DataFrame({
+        "round": rounds,
+        "heldout_accuracy_metrics": [value(evaluate, k, "heldout_accuracy") for k in rounds],
+        "logprob_mismatch": [value(optimize, k, "logprob_mismatch") for k in rounds],
+        "logprob_mismatch_max": [value(optimize, k, "logprob_mismatch_max") for k in rounds],
+    }, schema={"round": ROUND, "heldout_accuracy_metrics": pl.Float64, "logprob_mismatch": pl.Float64, "logprob_mismatch_max": pl.Float64})
+
+
+# per-dataset queries of the round summary: dataset -> (query, the columns it gives)
+_QUERIES = {
+    "rollouts": (rollout_stats, {"rollouts": pl.UInt32, "policy_version": pl.Int32, "train_accuracy": pl.Float64, "failure_rate": pl.Float64}),
+    "eval": (heldout_stats, {"heldout_accuracy": pl.Float64}),
+    "failures": (failure_stats, {
+        "failures": pl.UInt32, "failures_located": pl.UInt32, "localization_checked": pl.UInt32,
+        "first_error_step_mean": pl.Float64, "first_error_position_mean": pl.Float64,
+        "continuations_per_failure": pl.Float64, "mining_tokens_per_failure": pl.Float64, "localization_accuracy": pl.Float64,
+    }),
+    "corrections": (correction_stats, {"failures_corrected": pl.UInt32, "correction_yield": pl.Float64, "correction_samples_per_failure": pl.Float64}),
+    "branches": (branch_stats, {"corrected_branches": pl.UInt32}),
+    "archive": (archive_stats, {"archive_size": pl.UInt32, "archive_solved": pl.UInt32, "archive_newly_solved": pl.UInt32}),
+}
+
+ADVANTAGE_COLUMNS = {
+    "round": ROUND, "kind": pl.String, "tokens": pl.Int64, "advantage_mean": pl.Float64, "advantage_std": pl.Float64,
+    "positive_token_share": pl.Float64, "negative_token_share": pl.Float64, "advantage_min": pl.Float64, "advantage_max": pl.Float64,
+}
+FIRST_ERROR_COLUMNS = {"round": ROUND, "first_error_step": pl.Int32, "failures": pl.UInt32, "share": pl.Float64}
+
+
+def audit(inputs: Inputs) -> Audit:
+    """Every per-round table of the audit; the queries run together (``pl.collect_all``)."""
+    names, queries = [], []
+    for dataset, (query, _) in _QUERIES.items():
+        frame = inputs.frame(dataset)
+        if frame is not None:
+            names.append(dataset)
+            queries.append(query(frame))
+    failures, train_set = inputs.frame("failures"), inputs.frame("train_set")
+    if failures is not None:
+        names.append("first_errors")
+        queries.append(first_error_distribution(failures))
+    if train_set is not None and inputs.advantage_moments is None:
+        names.append("advantages")
+        queries.append(advantage_moments(train_set))
+    results = dict(zip(names, pl.collect_all(queries)))
+    if inputs.advantage_moments is not None:
+        names.append("advantages")
+        results["advantages"] = inputs.advantage_moments
+
+    from_metrics = metrics_frame(inputs.metrics)
+    rounds = pl.concat([from_metrics.select("round")] + [results[n].select(pl.col("round").cast(ROUND)) for n in names]).unique()
+    if rounds.is_empty():
+        raise AuditError(f"{inputs.origin}: no round outputs (data/<dataset>/round=<k>/ or metrics/<stage>/round=<k>.json); run some rounds first")
+    advantages = advantage_stats(results["advantages"]) if "advantages" in results else pl.DataFrame(schema=ADVANTAGE_COLUMNS)
+    table = rounds
+    for dataset, (_, columns) in _QUERIES.items():
+        part = results[dataset] if dataset in results else pl.DataFrame(schema={"round": ROUND, **columns})
+        table = table.join(part.with_columns(pl.col("round").cast(ROUND)), on="round", how="left")
+        present = pl.col("round").is_in(inputs.rounds_present.get(dataset, []))
+        table = table.with_columns(  # an empty file (no branches, an empty archive) counts 0
+            pl.when(present).then(pl.col(c).fill_null(0)).otherwise(pl.col(c)).alias(c) for c, t in columns.items() if t == pl.UInt32
+        )
+    overall = advantages.filter(pl.col("kind") == "all").drop("kind").rename({"tokens": "trained_tokens"})
+    table = table.join(overall.cast({"round": ROUND}), on="round", how="left").join(from_metrics, on="round", how="left")
+    table = table.with_columns(
+        heldout_accuracy=pl.coalesce("heldout_accuracy", "heldout_accuracy_metrics"),
+    ).drop("heldout_accuracy_metrics").sort("round")
+    first_errors = (results["first_errors"] if "first_errors" in results else pl.DataFrame(schema=FIRST_ERROR_COLUMNS))
+    first_errors = first_errors.cast(FIRST_ERROR_COLUMNS).select(list(FIRST_ERROR_COLUMNS)).sort("round", "first_error_step", nulls_last=True)
+    return Audit(rounds=table, first_errors=first_errors, advantages=advantages.cast(ADVANTAGE_COLUMNS), origin=inputs.origin)
+
+
+# ---------------------------------------------------------------------------------------------
+# Lineage: from any id back to its prompt, rollout, round and policy version.
+
+_ROUND_OF_ID = re.compile(r"^r(\d+)-")
+
+
+@dataclass(frozen=True)
+class Link:
+    """One step of a lineage chain: the dataset, the row's id, and the row (a dict of its columns)."""
+
+    dataset: str
+    id: str
+    row: dict
+
+
+def _find(inputs: Inputs, dataset: str, column: str, value: str, round_id: int | None) -> dict | None:
+    frame = inputs.frame(dataset)
+    if frame is None:
+        return None
+    query = frame.filter(pl.col(column) == value)
+    if round_id is not None:  # ids carry their round: only that round's file is read
+        query = query.filter(pl.col("round") == round_id)
+    # list columns (token ids, log-probs) are not part of a lineage
+    schema = frame.collect_schema()
+    rows = query.select([c for c, t in schema.items() if not isinstance(t, pl.List)]).head(1).collect().to_dicts()
+    return rows[0] if rows else None
+
+
+def lineage(inputs: Inputs, any_id: str) -> list[Link]:
+    """The chain from ``any_id`` (example, branch, continuation, failure, rollout or archive id) back to its rollout.
+
+    Returns the links in order, the rollout last (it holds the prompt, round and policy version); a
+    failure whose hard prefix was archived is preceded by its latest archive entry.
+    Raises :class:`AuditError` for an id no dataset holds.
+    """
+    round_id = _round_of(any_id)
+    start = next(
+        ((ds, row) for ds, col in ID_COLUMNS.items() if (row := _find(inputs, ds, col, any_id, None if ds == "archive" else round_id))),
+        None,
+    )
+    if start is None:
+        where = ", ".join(f"{ds}.{col}" for ds, col in ID_COLUMNS.items() if inputs.frame(ds) is not None)
+        raise AuditError(f"{inputs.origin}: id '{any_id}' not found in {where or 'any dataset'}")
+    dataset, row = start
+    chain = [Link(dataset, any_id, row)]
+    while dataset != "rollouts":
+        candidates = _parents(dataset, row)
+        found = next(((ds, value, r) for ds, col, value in candidates if (r := _find(inputs, ds, col, value, _round_of(value)))), None)
+        if found is None:
+            ds, col, value = candidates[-1]
+            raise AuditError(f"{inputs.origin}: {dataset} row '{chain[-1].id}' names {col} '{value}', which {ds} does not hold")
+        dataset, value, row = found
+        chain.append(Link(dataset, value, row))
+    failure = next((link for link in chain if link.dataset == "failures"), None)
+    archive = inputs.frame("archive")
+    if failure is not None and archive is not None and not any(link.dataset == "archive" for link in chain):
+        # the failure's hard prefix, if it was archived: its latest snapshot
+        schema = archive.collect_schema()
+        latest = (archive.filter(pl.col("failure_id") == failure.id).sort("round", descending=True).head(1)
+                  .select([c for c, t in schema.items() if not isinstance(t, pl.List)]).collect().to_dicts())
+        if latest:
+            chain.insert(chain.index(failure), Link("archive", latest[0]["archive_id"], latest[0]))
+    return chain
+
+
+def _round_of(any_id: str) -> int | None:
+    match = _ROUND_OF_ID.match(any_id)
+    return int(match.group(1)) if match else None
+
+
+def _parents(dataset: str, row: dict) -> list[tuple[str, str, str]]:
+    """Where to look for the next link closer to the rollout: (dataset, id column, id), first found wins."""
+    if dataset == "train_set":
+        if row["kind"] == "branch":
+            return [("branches", "branch_id", row["example_id"])]
+        # a failed rollout is also a failure (same id); a right one only a rollout
+        return [("failures", "failure_id", row["rollout_id"]), ("rollouts", "rollout_id", row["rollout_id"])]
+    if dataset in ("branches", "continuations", "archive"):
+        return [("failures", "failure_id", row["failure_id"])]
+    return [("rollouts", "rollout_id", row["rollout_id"])]  # failures

@@ -1,0 +1,172 @@
+"""Where the audit reads from: a workspace on disk, or a git revision of one through DVC.
+
+A workspace is scanned lazily (``pl.scan_parquet`` over ``data/<dataset>/round=*/part-0.parquet``
+with hive partitioning and the dataset's explicit schema). A git revision is read with DVC's
+Python API (``DVCFileSystem``: git-tracked files from git, DVC outputs from the DVC cache): its
+round files are copied to a temporary directory, which is then scanned the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import polars as pl
+
+from rlint.audit import DATASETS, MOMENT_COLUMNS, ROUND as ROUND_DTYPE, AuditError, Inputs, advantage_moments
+from rlint.data import SCHEMAS, write_atomic
+
+_ROUND_DIR = re.compile(r"^round=(\d+)$")
+_ROUND_JSON = re.compile(r"^round=(\d+)\.json$")
+
+
+def dataset_schema(dataset: str) -> pl.Schema:
+    return pl.Schema(pl.from_arrow(SCHEMAS[dataset].empty_table()).schema)
+
+
+def round_files(root: str | Path, dataset: str) -> dict[int, Path]:
+    """round -> ``data/<dataset>/round=<k>/part-0.parquet`` for every round that has one."""
+    files = {}
+    for path in Path(root, "data", dataset).glob("round=*/part-0.parquet"):
+        match = _ROUND_DIR.match(path.parent.name)
+        if match:
+            files[int(match.group(1))] = path
+    return dict(sorted(files.items()))
+
+
+def _scan(source: str | list[str], dataset: str) -> pl.LazyFrame:
+    # columns a file lacks (an older schema) read as nulls; columns beyond the schema are ignored
+    return pl.scan_parquet(
+        source, hive_partitioning=True, hive_schema={"round": pl.Int32},
+        schema=dataset_schema(dataset), missing_columns="insert", extra_columns="ignore",
+    )
+
+
+def scan_dataset(root: str | Path, dataset: str) -> pl.LazyFrame | None:
+    """All rounds of one dataset as one lazy frame; ``None`` when no round has it."""
+    base = Path(root) / "data" / dataset
+    if not any(base.glob("round=*/part-0.parquet")):
+        return None
+    return _scan(str(base / "round=*" / "part-0.parquet"), dataset)
+
+
+CACHE_FILE = "advantage_moments.v1.parquet"
+_IDENTITY = {"file_size": pl.Int64, "file_mtime_ns": pl.Int64}
+
+
+def cached_advantage_moments(root: str | Path, cache_dir: Path) -> pl.DataFrame | None:
+    """The train set's per-(round, kind) advantage moments, computed only for rounds not in the cache.
+
+    A round's entry is reused while its ``train_set`` file keeps its size and modification time
+    (round outputs do not change once written; a stage that rewrites one changes both). The
+    token lists, the audit's costliest read, are then read once per round, not once per audit.
+    The cache is ``<cache_dir>/advantage_moments.v1.parquet``; if it cannot be written the
+    moments are still returned.
+    """
+    files = round_files(root, "train_set")
+    if not files:
+        return None
+    identity = pl.DataFrame(
+        {"round": list(files), "file_size": [p.stat().st_size for p in files.values()],
+         "file_mtime_ns": [p.stat().st_mtime_ns for p in files.values()]},
+        schema={"round": ROUND_DTYPE, **_IDENTITY},
+    )
+    cache_path = cache_dir / CACHE_FILE
+    cached = pl.DataFrame(schema={**MOMENT_COLUMNS, **_IDENTITY})
+    if cache_path.is_file():
+        try:
+            cached = pl.read_parquet(cache_path).cast({**MOMENT_COLUMNS, **_IDENTITY}).join(identity, on=["round", *_IDENTITY], how="semi")
+        except (pl.exceptions.PolarsError, OSError):
+            pass  # unreadable cache: recompute
+    todo = [k for k in files if k not in set(cached["round"].to_list())]
+    if todo:
+        fresh = advantage_moments(_scan([str(files[k]) for k in todo], "train_set")).collect().cast(MOMENT_COLUMNS)
+        # a round without trained tokens still gets a (null-kind) row, so it is not recomputed
+        empty = pl.DataFrame({"round": [k for k in todo if k not in set(fresh["round"].to_list())]}, schema={"round": ROUND_DTYPE})
+        fresh = pl.concat([fresh, empty], how="diagonal").join(identity, on="round", how="left")
+        cached = pl.concat([cached, fresh.select(cached.columns)]).sort("round", "kind", nulls_last=True)
+        try:
+            write_atomic(cached.to_arrow(), cache_path)
+        except OSError:
+            pass  # a read-only workspace: the audit still works, only slower next time
+    return cached.filter(pl.col("kind").is_not_null()).select(list(MOMENT_COLUMNS))
+
+
+def load_metrics(root: str | Path) -> dict[str, dict[int, dict]]:
+    """``metrics/<stage>/round=<k>.json`` as {stage: {k: metrics}}."""
+    out: dict[str, dict[int, dict]] = {}
+    for path in sorted(Path(root, "metrics").glob("*/round=*.json")):
+        match = _ROUND_JSON.match(path.name)
+        if not match:
+            continue
+        try:
+            payload = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise AuditError(f"{path}: not valid JSON: {err}") from None
+        if not isinstance(payload, dict):
+            raise AuditError(f"{path}: expected a JSON object")
+        out.setdefault(path.parent.name, {})[int(match.group(1))] = payload
+    return out
+
+
+def workspace_inputs(root: str | Path, origin: str | None = None, cache_dir: Path | None = None) -> Inputs:
+    """The inputs of a workspace; with ``cache_dir``, train-set advantage moments come from the per-round cache."""
+    root = Path(root)
+    if not root.is_dir():
+        raise AuditError(f"{root}: no such directory")
+    return Inputs(
+        frames={dataset: scan_dataset(root, dataset) for dataset in DATASETS},
+        metrics=load_metrics(root), origin=origin or str(root),
+        advantage_moments=cached_advantage_moments(root, cache_dir) if cache_dir is not None else None,
+        rounds_present={dataset: list(round_files(root, dataset)) for dataset in DATASETS},
+    )
+
+
+def export_revision(root: str | Path, rev: str, target: Path) -> None:
+    """Copy the round files (Parquet and metrics JSON) of git revision ``rev`` of ``root`` into ``target``."""
+    from dvc.api import DVCFileSystem
+    from dvc.exceptions import DvcException
+
+    try:
+        fs = DVCFileSystem(str(root), rev=rev)
+        fs.ls("/", detail=False)
+    except (DvcException, OSError, ValueError) as err:
+        raise AuditError(f"{root}: cannot read git revision '{rev}' through DVC: {err}".splitlines()[0]) from None
+    wanted = [(f"data/{ds}", "part-0.parquet", _ROUND_DIR) for ds in DATASETS]
+    wanted += [(f"metrics/{Path(p).name}", None, _ROUND_JSON) for p in _ls(fs, "metrics")]
+    for folder, inner, pattern in wanted:
+        for entry in _ls(fs, folder):
+            name = Path(entry).name
+            if not pattern.match(name):
+                continue
+            source = f"{folder}/{name}" + (f"/{inner}" if inner else "")
+            if inner and not fs.exists(source):
+                continue
+            local = target / source
+            local.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                fs.get_file(source, str(local))
+            except (DvcException, OSError) as err:
+                raise AuditError(f"{root}@{rev}: {source}: cannot read it (not in the DVC cache? try `dvc fetch`): {err}".splitlines()[0]) from None
+
+
+def _ls(fs, folder: str) -> list[str]:
+    return sorted(fs.ls(folder, detail=False)) if fs.isdir(folder) else []
+
+
+@contextmanager
+def open_inputs(root: str | Path, rev: str | None = None, cache: bool = False) -> Iterator[Inputs]:
+    """The audit's inputs from the workspace ``root``, or from its git revision ``rev`` through DVC.
+
+    ``cache``: keep per-round advantage moments in ``ROOT/audit/cache`` (workspace only).
+    """
+    if rev is None:
+        yield workspace_inputs(root, cache_dir=Path(root) / "audit" / "cache" if cache else None)
+        return
+    with tempfile.TemporaryDirectory(prefix="rlint-audit-") as tmp:
+        export_revision(root, rev, Path(tmp))
+        yield workspace_inputs(tmp, origin=f"{root}@{rev}")
