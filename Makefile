@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: install demo test test-fast clean-runs
+.PHONY: install demo test test-fast bench-modes clean-runs
 
 # torch first, from the CPU wheel pinned in constraints.txt; then rlint and every pinned dependency.
 $(VENV)/.installed: pyproject.toml constraints.txt
@@ -29,6 +29,10 @@ test: install
 # Unit tests only.
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow"
+
+# Internalized against outcome-only and oracle at equal generated tokens, 3 seeds (bench/modes/).
+bench-modes: install
+	$(BIN)/python scripts/bench_modes.py
 
 # Remove the outputs of rounds (keeps the bootstrap checkpoint).
 clean-runs:

@@ -119,7 +119,7 @@ SCHEMAS: dict[str, pa.Schema] = {
     ]),
     "train_set": pa.schema([
         ("example_id", pa.string()),
-        ("kind", pa.string()),  # "rollout" or "branch"
+        ("kind", pa.string()),  # "rollout", "branch" or "continuation" (a mining sample from a good prefix)
         ("rollout_id", pa.string()),  # the rollout, or the branch's parent
         ("round", pa.int32()),
         ("policy_version", pa.int32()),

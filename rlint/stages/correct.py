@@ -73,6 +73,7 @@ def run(params: Params, round_id: int, root: Path) -> dict:
     located = [f for f in failures if f["first_error_step"] is not None]
     branches = {f["failure_id"]: branch_candidates(f, rollouts[f["failure_id"]], known[f["problem_id"]]) for f in located}
     spent: dict[str, int] = {}
+    spent_tokens = 0
     need = [f for f in located if not branches[f["failure_id"]]]
     if need and params.correct.max_samples > 0:
         task = load_task(params.task)
@@ -91,6 +92,7 @@ def run(params: Params, round_id: int, root: Path) -> dict:
         for failure, (prompt, kept, steps), samples in zip(need, contexts, engine.generate(request, desc="correct")):
             parent = rollouts[failure["failure_id"]]
             spent[failure["failure_id"]] = len(samples)
+            spent_tokens += sum(len(sample.token_ids) for sample in samples)
             drawn = []
             archived = prompt[len(prompt) - parent["prefix_token_count"]:] if parent["prefix_token_count"] else []
             for i, sample in enumerate(samples):
@@ -122,6 +124,7 @@ def run(params: Params, round_id: int, root: Path) -> dict:
         "failures_corrected": sum(c["status"] == "corrected" for c in corrections),
         "correction_yield": round(sum(c["status"] == "corrected" for c in corrections) / n_located, 4),
         "correction_samples": sum(spent.values()),
+        "correction_tokens": spent_tokens,
         "seconds": round(time.monotonic() - started, 2),
     }
     write_json_atomic(metrics_path(root, "correct", round_id), metrics)

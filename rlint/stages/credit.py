@@ -26,8 +26,41 @@ from rlint.tasks import load_task
 log = logging.getLogger(__name__)
 
 
-def credit_inputs(rollouts: list[dict], failures: list[dict], branches: list[dict], mode: str, answer_probs: list[np.ndarray] | None = None) -> CreditInputs:
-    """The estimator's view of a round; mode ``outcome`` hides failures and branches."""
+def good_prefix_continuations(failures: list[dict], continuations: list[dict], branches: list[dict]) -> list[tuple[dict, float]]:
+    """Mining continuations that start from a good prefix of a located failure, with that prefix's value.
+
+    A prefix of ``s`` steps is good when ``s < first_error_step``. Its value is the probe's
+    estimate (``probe_steps``/``probe_values``; ``value_before`` for the last good prefix), else
+    the mean reward of the failure's continuations from it. Continuations already kept as
+    branches are left out (they are trained as branches). Returns ``(continuation row, value)`` pairs.
+    """
+    by_failure = {f["failure_id"]: f for f in failures if f["first_error_step"] is not None}
+    kept = {b["branch_id"] for b in branches}
+    rewards: dict[tuple[str, int], list[float]] = {}
+    for cont in continuations:
+        rewards.setdefault((cont["failure_id"], cont["prefix_steps"]), []).append(cont["reward"] or 0.0)
+    out = []
+    for cont in continuations:
+        failure = by_failure.get(cont["failure_id"])
+        if failure is None or cont["prefix_steps"] >= failure["first_error_step"] or cont["continuation_id"] in kept or not cont["token_ids"]:
+            continue
+        values = dict(zip(failure["probe_steps"] or [], failure["probe_values"] or []))
+        if cont["prefix_steps"] == failure["first_error_step"] - 1:
+            values[cont["prefix_steps"]] = failure["value_before"]
+        value = values.get(cont["prefix_steps"])
+        if value is None:
+            value = float(np.mean(rewards[(cont["failure_id"], cont["prefix_steps"])]))
+        out.append((cont, float(value)))
+    return out
+
+
+def credit_inputs(rollouts: list[dict], failures: list[dict], branches: list[dict], mode: str, answer_probs: list[np.ndarray] | None = None,
+                  continuations: list[tuple[dict, float]] = ()) -> CreditInputs:
+    """The estimator's view of a round; mode ``outcome`` hides failures, branches and continuations.
+
+    ``continuations``: (row, prefix value) pairs from :func:`good_prefix_continuations`; they
+    follow the branches in ``CreditInputs.branches`` with kind ``continuation``.
+    """
     index = {r["rollout_id"]: i for i, r in enumerate(rollouts)}
     mined = mode != "outcome"
     return CreditInputs(
@@ -37,21 +70,25 @@ def credit_inputs(rollouts: list[dict], failures: list[dict], branches: list[dic
         step_ends=[list(r["step_ends"]) for r in rollouts],
         failures={index[f["failure_id"]]: LocatedFailure(f["first_error_step"], f["value_before"], f["value_after"])
                   for f in failures if mined and f["first_error_step"] is not None},
-        branches=[BranchInput(index[b["parent_rollout_id"]], len(b["token_ids"]), b["reward"], b["value_before"]) for b in branches] if mined else [],
+        branches=[BranchInput(index[b["parent_rollout_id"]], len(b["token_ids"]), b["reward"], b["value_before"]) for b in branches]
+        + [BranchInput(index[c["failure_id"]], len(c["token_ids"]), c["reward"] or 0.0, value, "continuation") for c, value in continuations]
+        if mined else [],
         answer_probs=answer_probs,
     )
 
 
 def build_train_set(rollouts: list[dict], failures: list[dict], branches: list[dict], params: Params, answer_probs: list[np.ndarray] | None = None,
-                    task=None, replay_prefixes: dict[str, str] | None = None) -> list[dict]:
-    """Train-set rows: one per rollout, one per corrected branch (mode "outcome": rollouts only).
+                    task=None, replay_prefixes: dict[str, str] | None = None, continuations: list[dict] = ()) -> list[dict]:
+    """Train-set rows: one per rollout, one per corrected branch, one per good-prefix mining continuation
+    when ``credit.continuation_weight`` > 0 (mode "outcome": rollouts only).
 
     ``replay_prefixes``: rollout_id -> text of the archived prefix a replayed rollout continued
     (the format gate judges that prefix and the completion together, as the verifier did).
     """
     task = task or load_task(params.task)
     replay_prefixes = replay_prefixes or {}
-    inputs = credit_inputs(rollouts, failures, branches, params.mode, answer_probs)
+    extra = good_prefix_continuations(failures, continuations, branches) if params.credit.continuation_weight > 0 else []
+    inputs = credit_inputs(rollouts, failures, branches, params.mode, answer_probs, extra)
     rollout_credit, branch_credit = ESTIMATORS[params.credit.estimator].fn(inputs, params.credit)
     rows = []
     for rollout, (advantages, weights) in zip(rollouts, rollout_credit):
@@ -66,6 +103,12 @@ def build_train_set(rollouts: list[dict], failures: list[dict], branches: list[d
         text = replay_prefixes.get(parent["rollout_id"], "") + _prefix_text(parent["completion"], task.step_delimiter, branch["branch_step"]) + branch["completion"]
         sft = branch["reward"] == 1.0 and task.well_formed(text)
         rows.append(_row(branch["branch_id"], "branch", parent, context, branch["token_ids"], branch["logprobs"], advantages, weights, branch["reward"], sft))
+    for (cont, _), (advantages, weights) in zip(extra if inputs.branches else [], branch_credit[len(branches):]):
+        parent = parents[cont["failure_id"]]
+        context = list(parent["prompt_token_ids"]) + list(parent["token_ids"][: cont["prefix_token_count"]])
+        text = replay_prefixes.get(parent["rollout_id"], "") + _prefix_text(parent["completion"], task.step_delimiter, cont["prefix_steps"]) + cont["completion"]
+        sft = cont["reward"] == 1.0 and task.well_formed(text)
+        rows.append(_row(cont["continuation_id"], "continuation", parent, context, cont["token_ids"], cont["logprobs"], advantages, weights, cont["reward"], sft))
     return rows
 
 
@@ -108,6 +151,7 @@ def run(params: Params, round_id: int, root: Path) -> dict:
     rollouts = read_rows(root, "rollouts", round_id)
     failures = read_rows(root, "failures", round_id)
     branches = read_rows(root, "branches", round_id)
+    continuations = read_rows(root, "continuations", round_id) if params.credit.continuation_weight > 0 else []
     task = load_task(params.task)
     answer_probs = None
     if ESTIMATORS[cfg.estimator].needs_answer_probs:
@@ -117,7 +161,8 @@ def run(params: Params, round_id: int, root: Path) -> dict:
         model.eval()
         answer_text = (lambda answer: cfg.answer_text.replace("{answer}", answer)) if cfg.answer_text else task.answer_text
         answer_probs = answer_probabilities(rollouts, model, tokenizer, answer_text, cfg.score_batch_size, params.sampling.temperature)
-    rows = build_train_set(rollouts, failures, branches, params, answer_probs, task, replay_prefixes(rollouts, checkpoint_path(root, round_id - 1)))
+    rows = build_train_set(rollouts, failures, branches, params, answer_probs, task, replay_prefixes(rollouts, checkpoint_path(root, round_id - 1)),
+                           continuations)
     write_rows(root, "train_set", round_id, rows)
     metrics = credit_metrics(rows, round_id, answer_probs)
     write_json_atomic(metrics_path(root, "credit", round_id), metrics)
@@ -143,6 +188,7 @@ def credit_metrics(rows: list[dict], round_id: int, answer_probs: list[np.ndarra
         "round": round_id,
         "examples": len(rows),
         "branch_examples": sum(r["kind"] == "branch" for r in rows),
+        "continuation_examples": sum(r["kind"] == "continuation" for r in rows),
         "sft_examples": sum(r["sft"] for r in rows),
         "trained_tokens": int(trained.sum()),
         "masked_tokens": int((~trained).sum()),
