@@ -170,15 +170,16 @@ def advantage_moments(train_set: pl.LazyFrame) -> pl.LazyFrame:
     """Sufficient statistics of trained-token advantages per (round, kind), from the per-row summary columns.
 
     Reads only scalar columns (``trained_tokens``, ``advantage_sum``, ... of schema v3), not the
-    token lists; rows without trained tokens are left out, as in :func:`token_advantage_moments`.
+    token lists. A row without trained tokens adds 0 to every sum and null to min/max; a group
+    without any is left out, as in :func:`token_advantage_moments`.
     """
     counts = ["trained_tokens", "positive_tokens", "negative_tokens"]
     return (
         train_set.select("round", "kind", *SUMMARY_COLUMNS)
-        .filter(pl.col("trained_tokens") > 0)
         .group_by("round", "kind")
         .agg(pl.col(counts).cast(pl.Int64).sum(), pl.col("advantage_sum", "advantage_sum_sq").sum(),
              pl.col("advantage_min").cast(pl.Float64).min(), pl.col("advantage_max").cast(pl.Float64).max())
+        .filter(pl.col("trained_tokens") > 0)
         .select(list(MOMENT_COLUMNS))
     )
 

@@ -357,17 +357,21 @@ def test_archive_and_mismatch_reach_the_summary(run_dir):
 
 
 def test_advantage_stats_of_both_kinds_pool_their_tokens():
-    train_set = pl.DataFrame({
-        "round": [1, 1, 1], "kind": ["rollout", "branch", "rollout"],
-        "advantages": [[1.0, -1.0, 5.0], [0.5, 0.5], [2.0]], "loss_weights": [[1.0, 1.0, 0.0], [1.0, 1.0], [1.0]],
-    }, schema_overrides={"round": pl.Int32, "advantages": pl.List(pl.Float32), "loss_weights": pl.List(pl.Float32)})
     from rlint.stages.credit import advantage_summary
 
+    # rows without trained tokens (round 1: -7 and 9; round 2 has none at all) change nothing
+    train_set = pl.DataFrame({
+        "round": [1, 1, 1, 1, 1, 2], "kind": ["rollout", "branch", "rollout", "rollout", "branch", "rollout"],
+        "advantages": [[1.0, -1.0, 5.0], [0.5, 0.5], [2.0], [-7.0], [9.0], [3.0]],
+        "loss_weights": [[1.0, 1.0, 0.0], [1.0, 1.0], [1.0], [0.0], [0.0], [0.0]],
+    }, schema_overrides={"round": pl.Int32, "advantages": pl.List(pl.Float32), "loss_weights": pl.List(pl.Float32)})
     summaries = [advantage_summary(np.array(a), np.array(w)) for a, w in zip(train_set["advantages"].to_list(), train_set["loss_weights"].to_list())]
     summarized = pl.concat([train_set, pl.DataFrame(summaries)], how="horizontal")
     every = np.array([1.0, -1.0, 0.5, 0.5, 2.0])  # the 5.0 has weight 0
     for moments in (token_advantage_moments(train_set.lazy()), advantage_moments(summarized.lazy())):
-        stats = {r["kind"]: r for r in advantage_stats(moments.collect()).to_dicts()}
+        table = advantage_stats(moments.collect())
+        assert table["round"].to_list() == [1, 1, 1]
+        stats = {r["kind"]: r for r in table.to_dicts()}
         assert stats["all"]["tokens"] == 5 and stats["all"]["advantage_mean"] == pytest.approx(every.mean())
         assert stats["all"]["advantage_std"] == pytest.approx(every.std())
         assert stats["rollout"]["advantage_max"] == 2.0 and stats["branch"]["advantage_std"] == pytest.approx(0.0)
