@@ -22,7 +22,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"  # 3: train_set per-row advantage summaries
 
 _ids = pa.list_(pa.int32())
 _floats = pa.list_(pa.float32())
@@ -131,6 +131,14 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("loss_weights", _floats),  # per-token weight, 0 masks the token
         ("reward", pa.float32()),
         ("sft", pa.bool_()),  # passed the task's format gate and its verifier: eligible for the supervised loss
+        # the row's advantages over its trained tokens (loss weight > 0), so readers need not decode the lists
+        ("trained_tokens", pa.int32()),
+        ("advantage_sum", pa.float64()),
+        ("advantage_sum_sq", pa.float64()),
+        ("positive_tokens", pa.int32()),  # trained tokens with advantage > 0
+        ("negative_tokens", pa.int32()),  # trained tokens with advantage < 0
+        ("advantage_min", pa.float32()),  # null when no token is trained
+        ("advantage_max", pa.float32()),
     ]),
     "eval": pa.schema([
         ("round", pa.int32()),

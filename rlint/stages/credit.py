@@ -6,7 +6,9 @@ they become per-token advantages. The ``info_gain`` estimator also reads the rou
 policy (``checkpoints/round=<k-1>``) to score the reference answer after each step.
 
 Each row also carries ``sft``: the example passed the task's format gate and its verifier
-(reward 1), so the optimize stage may add a supervised loss on it (``optimize.sft_weight``).
+(reward 1), so the optimize stage may add a supervised loss on it (``optimize.sft_weight``),
+and a summary of its advantages over trained tokens (:func:`advantage_summary`), which the audit
+sums instead of decoding every token's advantage.
 """
 
 from __future__ import annotations
@@ -118,12 +120,28 @@ def _prefix_text(completion: str, delimiter: str, steps: int) -> str:
     return "".join(piece + delimiter for piece in pieces[:steps])
 
 
+def advantage_summary(advantages: np.ndarray, loss_weights: np.ndarray) -> dict:
+    """Sufficient statistics of one row's advantages over its trained tokens (loss weight > 0).
+
+    ``advantages``, ``loss_weights``: (T,), taken as the float32 values the train set stores.
+    Returns the train_set columns ``trained_tokens``, ``advantage_sum``, ``advantage_sum_sq``
+    (float64 sums), ``positive_tokens``, ``negative_tokens`` (advantage > 0 / < 0), ``advantage_min``,
+    ``advantage_max`` (None when no token is trained).
+    """
+    values = np.asarray(advantages, dtype=np.float32).astype(np.float64)[np.asarray(loss_weights, dtype=np.float32) > 0]
+    return {
+        "trained_tokens": int(values.size), "advantage_sum": float(values.sum()), "advantage_sum_sq": float((values * values).sum()),
+        "positive_tokens": int((values > 0).sum()), "negative_tokens": int((values < 0).sum()),
+        "advantage_min": float(values.min()) if values.size else None, "advantage_max": float(values.max()) if values.size else None,
+    }
+
+
 def _row(example_id, kind, rollout, context, tokens, logprobs, advantages, weights, reward, sft) -> dict:
     return {
         "example_id": example_id, "kind": kind, "rollout_id": rollout["rollout_id"], "round": rollout["round"],
         "policy_version": rollout["policy_version"], "problem_id": rollout["problem_id"], "context_token_ids": context,
         "token_ids": list(tokens), "logprobs": list(logprobs), "advantages": advantages.tolist(),
-        "loss_weights": weights.tolist(), "reward": reward, "sft": bool(sft),
+        "loss_weights": weights.tolist(), "reward": reward, "sft": bool(sft), **advantage_summary(advantages, weights),
     }
 
 
