@@ -137,7 +137,11 @@ def round_tokens(root: Path, round_id: int) -> dict:
 
 def run_campaign(base: dict, mode: str, seed: int, budget: int, checkpoint: Path, base_accuracy: float, workspace: Path,
                  max_rounds: int = 50, overrides: dict | None = None) -> list[dict]:
-    """Run rounds of ``mode`` from ``checkpoint`` until ``budget`` generated tokens are spent; one record per round (0 included)."""
+    """Run rounds of ``mode`` from ``checkpoint`` while they fit in ``budget`` generated tokens; one record per round (0 included).
+
+    A round is started while the tokens spent plus the last round's cost stay within the budget;
+    the last round may still end past it (its record is kept, but the curves ignore it).
+    """
     from rlint.config import load_params
 
     shutil.rmtree(workspace, ignore_errors=True)
@@ -149,15 +153,16 @@ def run_campaign(base: dict, mode: str, seed: int, budget: int, checkpoint: Path
     stages["archive"].run(params, 0, workspace)
     records = [{"mode": mode, "seed": seed, "round": 0, "rollout_tokens": 0, "mining_tokens": 0, "correction_tokens": 0,
                 "generated_tokens": 0, "cumulative_tokens": 0, "heldout_accuracy": base_accuracy, "train_accuracy": None, "seconds": 0.0}]
-    spent = 0
+    spent, last_cost = 0, 0
     for round_id in range(1, max_rounds + 1):
-        if spent >= budget:
+        if spent + last_cost > budget:  # the next round would (by the last one's cost) end past the budget, where it does not count
             break
         started = time.monotonic()
         for name in ROUND_STAGES:
             stages[name].run(params, round_id, workspace)
         tokens = round_tokens(workspace, round_id)
         spent += tokens["generated_tokens"]
+        last_cost = tokens["generated_tokens"]
         read = lambda stage, key: json.loads((workspace / "metrics" / stage / f"round={round_id}.json").read_text())[key]  # noqa: E731
         records.append({"mode": mode, "seed": seed, "round": round_id, **tokens, "cumulative_tokens": spent,
                         "heldout_accuracy": read("evaluate", "heldout_accuracy"), "train_accuracy": read("rollout", "train_accuracy"),

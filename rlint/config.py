@@ -107,12 +107,15 @@ class MineConfig:
     continuations_per_probe: int = 8  # M: continuations sampled to estimate one prefix value
     value_threshold: float = 0.0  # a prefix whose estimated value is <= this is "not recoverable"
     max_failures: int | None = None  # mine at most this many failures per round (None: all)
+    failures_per_problem: int | None = None  # mine at most this many failures of each problem, in rollout order (None: all)
     search: str = "binary"  # "binary" over steps; "linear" (scan to the first bad step) or "full" (every step), for comparison
     temperature: float = 1.0  # sampling temperature of the value-probe continuations
 
     def __post_init__(self) -> None:
         if self.continuations_per_probe < 1:
             raise ConfigError("mine.continuations_per_probe must be >= 1")
+        if (self.max_failures is not None and self.max_failures < 0) or (self.failures_per_problem is not None and self.failures_per_problem < 0):
+            raise ConfigError("mine.max_failures and mine.failures_per_problem must be >= 0 (or null: all)")
         if not 0.0 <= self.value_threshold < 1.0:
             raise ConfigError("mine.value_threshold must be in [0, 1)")
         if self.temperature <= 0:

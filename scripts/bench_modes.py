@@ -1,6 +1,6 @@
 """Internalized against outcome-only and oracle, at equal generated tokens, over seeds.
 
-Usage: python scripts/bench_modes.py [--budget 100000] [--seeds 0,1,2] [--modes outcome,internalized,oracle]
+Usage: python scripts/bench_modes.py [--budget 70000] [--seeds 0,1,2] [--modes outcome,internalized,oracle]
        [--checkpoint checkpoints/round=0] [--out bench/modes] [--set section.key=value ...]
 
 Every campaign starts from the same base policy (the committed bootstrap checkpoint) and runs
@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", default="params.yaml", help="base parameters (mode, seed and rounds are set per campaign)")
     parser.add_argument("--checkpoint", default="checkpoints/round=0", help="the base policy every campaign starts from")
-    parser.add_argument("--budget", type=int, default=100_000, help="generated tokens per campaign")
+    parser.add_argument("--budget", type=int, default=70_000, help="generated tokens per campaign")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--modes", default="outcome,internalized,oracle")
     parser.add_argument("--out", default="bench/modes")

@@ -69,12 +69,25 @@ def failure_searches(rollouts: list[dict]) -> list[FailureSearch]:
     ]
 
 
+def select_failures(searches: list[FailureSearch], per_problem: int | None, limit: int | None) -> list[FailureSearch]:
+    """The failures a round mines: at most ``per_problem`` of each problem, then at most ``limit`` in all, in rollout order.
+
+    Failures left out are not mined (no failure row): credit gives them the plain outcome advantage.
+    """
+    taken: dict[str, int] = defaultdict(int)
+    chosen = []
+    for search in searches:
+        if per_problem is not None and taken[search.problem_key] >= per_problem:
+            continue
+        taken[search.problem_key] += 1
+        chosen.append(search)
+    return chosen if limit is None else chosen[:limit]
+
+
 def run(params: Params, round_id: int, root: Path) -> dict:
     rollouts = read_rows(root, "rollouts", round_id)
     by_id = {row["rollout_id"]: row for row in rollouts}
-    searches = [] if params.mode == "outcome" else failure_searches(rollouts)
-    if params.mine.max_failures is not None:
-        searches = searches[: params.mine.max_failures]
+    searches = [] if params.mode == "outcome" else select_failures(failure_searches(rollouts), params.mine.failures_per_problem, params.mine.max_failures)
     started = time.monotonic()
     levels = 0
     pools: dict[str, PrefixPool] = {}
