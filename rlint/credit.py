@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from rlint.steps import prefix_offset
+
 TokenCredit = tuple[np.ndarray, np.ndarray]  # advantages (T,), loss weights (T,)
 
 
@@ -130,7 +132,7 @@ def info_gain_token_advantages(n_tokens: int, step_ends: list[int], answer_probs
     advantages = np.full(n_tokens, outcome_advantage, dtype=np.float32)
     gains = watermark_gains(answer_probs)
     for step, gain in enumerate(gains):
-        start = step_ends[step - 1] if step else 0
+        start = prefix_offset(step_ends, step)
         advantages[start:step_ends[step]] += process_weight * gain
     return advantages, np.ones(n_tokens, dtype=np.float32)
 

@@ -39,6 +39,15 @@ def step_ends(token_texts: list[str], delimiter: str) -> list[int]:
     return ends
 
 
+def prefix_offset(step_ends: list[int], steps: int) -> int:
+    """Token offset where the first ``steps`` steps of a completion end (0: none of them).
+
+    >>> prefix_offset([6, 10], 0), prefix_offset([6, 10], 1), prefix_offset([6, 10], 2)
+    (0, 6, 10)
+    """
+    return step_ends[steps - 1] if steps > 0 else 0
+
+
 def token_texts(tokenizer, token_ids: list[int]) -> list[str]:
     """Decoded text of each token; special tokens decode to ""."""
     special = set(tokenizer.all_special_ids)

@@ -19,6 +19,7 @@ from rlint.config import Params, round_seed
 from rlint.data import read_rows, write_rows
 from rlint.engine import SamplingRequest, load_engine
 from rlint.stages.common import checkpoint_path, metrics_path, seed_everything, write_json_atomic
+from rlint.steps import prefix_offset
 from rlint.tasks import load_task
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,7 @@ log = logging.getLogger(__name__)
 def last_good_prefix(failure: dict, parent: dict) -> tuple[int, int]:
     """``(steps, token offset)`` of the failure's last good prefix in its parent's completion."""
     steps = failure["first_error_step"] - 1
-    return steps, (parent["step_ends"][steps - 1] if steps > 0 else 0)
+    return steps, prefix_offset(parent["step_ends"], steps)
 
 
 def branch_candidates(failure: dict, parent: dict, known: list[dict]) -> list[dict]:

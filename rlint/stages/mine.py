@@ -17,6 +17,7 @@ from rlint.data import read_rows, write_rows
 from rlint.engine import SamplingRequest, load_engine
 from rlint.mining import Continuation, FailureSearch, PrefixPool, locate_first_errors, prefix_value
 from rlint.stages.common import checkpoint_path, metrics_path, seed_everything, write_json_atomic
+from rlint.steps import prefix_offset
 from rlint.tasks import load_task
 
 log = logging.getLogger(__name__)
@@ -163,7 +164,7 @@ def mining_rows(searches: list[FailureSearch], rollouts_by_id: dict, pools: dict
         for steps, cont in search.drawn:
             index = counters[steps]
             counters[steps] += 1
-            offset = search.step_ends[steps - 1] if steps > 0 else 0
+            offset = prefix_offset(search.step_ends, steps)
             continuations.append({
                 "continuation_id": f"{search.failure_id}-p{steps}-c{index}", "failure_id": search.failure_id,
                 "round": round_id, "policy_version": round_id - 1, "prefix_steps": steps, "prefix_token_count": offset,
