@@ -171,6 +171,25 @@ def run_campaign(base: dict, mode: str, seed: int, budget: int, checkpoint: Path
     return records
 
 
+def campaign_job(job: tuple) -> tuple[list[dict], float]:
+    """One campaign in a worker process: ``job`` is :func:`run_campaign`'s arguments plus torch threads. Returns (records, seconds)."""
+    base, mode, seed, budget, checkpoint, base_accuracy, workspace, max_rounds, overrides, threads = job
+    import os
+
+    import torch
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    torch.set_num_threads(threads)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    started = time.monotonic()
+    records = run_campaign(base, mode, seed, budget, Path(checkpoint), base_accuracy, Path(workspace), max_rounds, overrides)
+    return records, time.monotonic() - started
+
+
 def plot_curves(summary: dict, path: Path, title: str) -> None:
     """Mean held-out accuracy against generated tokens per mode, the band min..max over seeds (PNG)."""
     import matplotlib

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -42,10 +43,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a parameter for every campaign")
     parser.add_argument("--set-mode", action="append", default=[], metavar="MODE:SECTION.KEY=VALUE", help="override a parameter for one mode only")
     parser.add_argument("--max-rounds", type=int, default=50)
+    parser.add_argument("--jobs", type=int, default=1, help="campaigns run at once, in separate processes (torch threads: cores // jobs)")
+    parser.add_argument("--from-records", nargs="+", type=Path, metavar="PARQUET",
+                        help="do not run: summarize these records.parquet files (e.g. seeds run on different machines) into --out")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    import os
-
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     from transformers.utils import logging as hf_logging
@@ -76,32 +78,50 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     modes = args.modes.split(",")
     seeds = [int(s) for s in args.seeds.split(",")]
-    base_accuracy = _base_accuracy(base, checkpoint, Path(args.out))
     out = Path(args.out)
-    records: list[dict] = []
     started = time.monotonic()
-    for seed in seeds:
-        for mode in modes:
-            t0 = time.monotonic()
-            try:
-                recs = run_campaign(base, mode, seed, args.budget, checkpoint, base_accuracy, out / f"mode={mode}" / f"seed={seed}",
-                                    args.max_rounds, {**overrides, **per_mode.get(mode, {})})
-            except ConfigError as err:
-                print(f"bench_modes: error: {err}", file=sys.stderr)
-                return 2
-            records.extend(recs)
-            last = [r for r in recs if r["cumulative_tokens"] <= args.budget][-1]
-            print(f"{mode:<13} seed {seed}: {len(recs) - 1} rounds, {recs[-1]['cumulative_tokens']:,} tokens, "
-                  f"accuracy {last['heldout_accuracy']:.3f} within budget, {time.monotonic() - t0:.0f} s", flush=True)
-            pl.DataFrame(records).write_parquet(out / "records.parquet")
+    if args.from_records:
+        records = [row for path in args.from_records for row in pl.read_parquet(path).to_dicts()]
+        seeds = sorted({r["seed"] for r in records})
+    else:
+        base_accuracy = _base_accuracy(base, checkpoint, out)
+        jobs = [(base, mode, seed, args.budget, str(checkpoint), base_accuracy, str(out / f"mode={mode}" / f"seed={seed}"), args.max_rounds,
+                 {**overrides, **per_mode.get(mode, {})}, max(1, (os.cpu_count() or 1) // args.jobs)) for seed in seeds for mode in modes]
+        records = []
+        try:
+            for recs, seconds in _run_all(jobs, args.jobs):
+                records.extend(recs)
+                last = [r for r in recs if r["cumulative_tokens"] <= args.budget][-1]
+                print(f"{recs[0]['mode']:<13} seed {recs[0]['seed']}: {len(recs) - 1} rounds, {recs[-1]['cumulative_tokens']:,} tokens, "
+                      f"accuracy {last['heldout_accuracy']:.3f} within budget, {seconds:.0f} s", flush=True)
+                pl.DataFrame(records).write_parquet(out / "records.parquet")
+        except ConfigError as err:
+            print(f"bench_modes: error: {err}", file=sys.stderr)
+            return 2
     summary = summarize(records, args.budget)
     table = summary_table(records, summary)
     overrides_text = ", ".join(args.set + args.set_mode) or "none"
-    text = f"{table}\noverrides: {overrides_text}\nwall time: {time.monotonic() - started:.0f} s\n"
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    text = f"{table}\noverrides: {overrides_text}\nwall time: {time.monotonic() - started:.0f} s (jobs {args.jobs}, load average at the end {load:.1f})\n"
+    out.mkdir(parents=True, exist_ok=True)
     (out / "summary.txt").write_text(text)
     plot_curves(summary, out / "accuracy_vs_tokens.png", f"held-out accuracy vs generated tokens ({len(seeds)} seeds)")
     print(text + f"plot: {out / 'accuracy_vs_tokens.png'}")
     return 0
+
+
+def _run_all(jobs: list[tuple], processes: int):
+    """Yield (records, seconds) of each campaign, in the order of ``jobs``."""
+    from rlint.bench_modes import campaign_job
+
+    if processes <= 1:
+        for job in jobs:
+            yield campaign_job(job)
+        return
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(processes) as pool:
+        yield from pool.imap(campaign_job, jobs)
 
 
 def _base_accuracy(base: dict, checkpoint: Path, out: Path) -> float:

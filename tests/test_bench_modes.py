@@ -84,7 +84,7 @@ def test_small_benchmark_through_the_command(tmp_path, tiny_checkpoint):
     out = tmp_path / "out"
     budget = 700
     code = bench_modes.main(["--params", str(tmp_path / "params.yaml"), "--checkpoint", str(tiny_checkpoint), "--budget", str(budget),
-                             "--seeds", "0,1", "--out", str(out)])
+                             "--seeds", "0,1", "--out", str(out), "--jobs", "2"])
     assert code == 0
     records = pl.read_parquet(out / "records.parquet")
     assert sorted(set(records["mode"])) == ["internalized", "oracle", "outcome"] and sorted(set(records["seed"])) == [0, 1]
@@ -117,3 +117,20 @@ def test_bad_checkpoint_is_refused_with_exit_code_2(tmp_path, capsys):
 
     code = bench_modes.main(["--params", str(REPO / "params.yaml"), "--checkpoint", str(tmp_path / "nothing"), "--out", str(tmp_path / "out")])
     assert code == 2 and "nothing" in capsys.readouterr().err and not (tmp_path / "out").exists()
+
+
+def test_summary_from_records_files_of_separate_runs(tmp_path):
+    import polars as pl
+
+    sys.path.insert(0, str(REPO / "scripts"))
+    import bench_modes
+
+    first = [r for r in RECORDS if r["seed"] == 0]
+    second = [r for r in RECORDS if r["seed"] == 1]
+    pl.DataFrame(first).write_parquet(tmp_path / "a.parquet")
+    pl.DataFrame(second).write_parquet(tmp_path / "b.parquet")
+    out = tmp_path / "out"
+    assert bench_modes.main(["--from-records", str(tmp_path / "a.parquet"), str(tmp_path / "b.parquet"), "--budget", "30", "--out", str(out)]) == 0
+    text = (out / "summary.txt").read_text()
+    assert "gap closed by internalized (outcome -> oracle, final means): 0.60" in text
+    assert (out / "accuracy_vs_tokens.png").read_bytes()[:4] == b"\x89PNG"
