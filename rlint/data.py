@@ -11,16 +11,17 @@ rows together across stages and rounds::
     archive_id  = failure_id of an archived hard failure; replays of it carry it in ``rollouts``
 
 ``policy_version`` is the round of the checkpoint that sampled the row (0: the base policy).
-Writes are atomic: a temporary file in the same folder, then a rename.
+Writes are atomic (rlint/atomic.py): a temporary file in the same folder, then a rename.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from rlint.atomic import replace_file_atomic
 
 SCHEMA_VERSION = "2"
 
@@ -167,13 +168,7 @@ def to_table(dataset: str, rows: list[dict]) -> pa.Table:
 
 
 def write_atomic(table: pa.Table, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        pq.write_table(table, tmp, compression="zstd", compression_level=3)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    replace_file_atomic(path, lambda tmp: pq.write_table(table, tmp, compression="zstd", compression_level=3))
 
 
 def write_rows(root: str | Path, dataset: str, round_id: int, rows: list[dict]) -> Path:
