@@ -294,7 +294,7 @@ def _build(cls, raw: dict, where: str):
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(raw) - known)
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        raise ConfigError(f"{where + ': ' if where else ''}unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
     values = {k: _coerce(v, hints[k], f"{where}.{k}" if where else k) for k, v in raw.items()}
     try:
         return cls(**values)
