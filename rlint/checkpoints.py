@@ -11,12 +11,15 @@ never opened.
 from __future__ import annotations
 
 import json
+import math
 import struct
 from pathlib import Path
 
 from rlint.policy import CheckpointError, check_checkpoint
 
 MAX_HEADER_BYTES = 100_000_000  # the safetensors format's own limit
+DTYPE_BYTES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
+               "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8}
 
 
 def _json_file(path: Path) -> dict:
@@ -45,14 +48,24 @@ def check_safetensors(path: Path) -> None:
             raise CheckpointError(f"{path}: safetensors header is not valid JSON") from None
     if not isinstance(header, dict):
         raise CheckpointError(f"{path}: safetensors header is not a JSON object")
-    end = 0
+    spans = []
     for name, info in header.items():
         if name == "__metadata__":
             continue
-        offsets = info.get("data_offsets") if isinstance(info, dict) else None
-        if not (isinstance(offsets, list) and len(offsets) == 2 and all(type(o) is int for o in offsets) and 0 <= offsets[0] <= offsets[1]):
-            raise CheckpointError(f"{path}: tensor {name!r}: bad data_offsets {offsets!r}")
-        end = max(end, offsets[1])
+        if not isinstance(info, dict) or info.get("dtype") not in DTYPE_BYTES:
+            raise CheckpointError(f"{path}: tensor {name!r}: unknown dtype {info.get('dtype') if isinstance(info, dict) else info!r}")
+        shape, offsets = info.get("shape"), info.get("data_offsets")
+        if not (isinstance(shape, list) and all(type(n) is int and n >= 0 for n in shape)):
+            raise CheckpointError(f"{path}: tensor {name!r}: bad shape {shape!r}")
+        if not (isinstance(offsets, list) and len(offsets) == 2 and all(type(o) is int for o in offsets)
+                and offsets[1] - offsets[0] == math.prod(shape) * DTYPE_BYTES[info["dtype"]]):
+            raise CheckpointError(f"{path}: tensor {name!r}: data_offsets {offsets!r} do not fit shape {shape} of {info['dtype']}")
+        spans.append(tuple(offsets))
+    end = 0
+    for start, stop in sorted(spans):  # the tensors tile the data exactly: no gap, no overlap
+        if start != end:
+            raise CheckpointError(f"{path}: tensor data is not contiguous at byte {start}")
+        end = stop
     if end != size - 8 - length:
         raise CheckpointError(f"{path}: tensors need {end} bytes after the header, the file has {size - 8 - length}; truncated?")
 
