@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import time
+import traceback
 from datetime import timedelta
 
 import pytest
@@ -193,3 +195,48 @@ def test_math_verifier_bounded(completion, tmp_path):
     assert math_answer_reward(completion, "42") in (0.0, 1.0, None)
     assert time.monotonic() - started < 1
 
+
+
+NUMERAL_CODE = re.compile(r"-?(Integer|Float) \('?[0-9.]+'? \)")  # what sympy.Number("12") evals
+
+
+def _numeral(code) -> bool:
+    """An eval'd string (or compiled code) that only builds one number."""
+    if isinstance(code, str):
+        return NUMERAL_CODE.fullmatch(code) is not None
+    return set(code.co_names) <= {"Integer", "Float"} and all(not hasattr(c, "co_names") for c in code.co_consts)
+
+
+def test_verifiers_eval_only_numerals(monkeypatch):
+    """Model output never reaches Python's eval as an expression.
+
+    math-verify's plain-expression reader hands text like "17*23+1" to sympy.parse_expr, which evals
+    it; rlint sends text with an operator to math-verify's LaTeX grammar instead. What remains is
+    sympy converting a numeral the grammar matched (``sympy.Number("12")`` goes through eval too).
+    """
+    import builtins
+
+    from math_verify import parse
+
+    from rlint.tasks.dataset import math_answer_reward
+    from tests.tasks.test_dataset import REWARD_CASES
+
+    completions = [c for c, _, _ in REWARD_CASES] + ["A: 19*29+3", "#### (7+8)*9", "The answer is 6/7 - 1", "__import__('os').getcwd()",
+                                                     "#### 2**10", "answer: 3 ÷ 4", "#### 5 × 6"]
+    calls = []
+    real_eval = builtins.eval
+
+    def spy(code, *args, **kwargs):
+        # modules imported on first use (sympy's units) eval their own constant strings: not model output
+        if not any(frame.filename.startswith("<frozen importlib") for frame in traceback.extract_stack()):
+            calls.append(code)
+        return real_eval(code, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "eval", spy)
+    parse("The result: 17*23+1 is it")  # math-verify alone evals the expression
+    assert any(not _numeral(code) for code in calls), calls
+    calls.clear()
+    for completion in completions:
+        assert ArithmeticTask().reward(completion, "12") in (0.0, 1.0, None)
+        assert math_answer_reward(completion, "12") in (0.0, 1.0, None)
+    assert calls and all(_numeral(code) for code in calls), [c for c in calls if not _numeral(c)]
