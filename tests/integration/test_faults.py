@@ -92,6 +92,9 @@ class Killer(threading.Thread):
         self.kills: list[tuple[str, float]] = []
         self.errors: list[str] = []
         self.stop = threading.Event()
+        # kills left per stage (1 to 3, drawn on first sight): three kills exhaust the flow's two
+        # retries and fail the run, so both Prefect's retry and a rerun of the flow are exercised
+        self.budget: dict[str, int] = {}
 
     def stage_processes(self):
         for proc in psutil.process_iter(["pid", "cmdline", "cwd", "create_time"]):
@@ -108,13 +111,17 @@ class Killer(threading.Thread):
                 seen.add(proc.pid)
                 cmd = proc.info["cmdline"]
                 label = cmd[2] + (f"@r{cmd[4]}" if len(cmd) > 4 else "")
-                delay = self.rng.uniform(0.2, 9.0)
+                budget = self.budget.setdefault(label, self.rng.choice([1, 2, 3]))
+                delay = self.rng.uniform(0.2, 15.0)
+                if budget == 0:
+                    break
                 deadline = proc.info["create_time"] + delay
                 while time.time() < deadline and proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
                     time.sleep(0.02)
                 if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
                     proc.send_signal(signal.SIGKILL)
                     self.kills.append((label, round(delay, 2)))
+                    self.budget[label] -= 1
                     self.check_outputs()
                 break
             time.sleep(0.05)
@@ -150,7 +157,7 @@ def test_sigkilled_stages_and_reruns_leave_every_round_intact(reference, harness
     ws = new_workspace(tmp_path / "ws", tiny_checkpoint)
     killer = Killer(ws, target=20, seed=20240)
     killer.start()
-    runs, started = 0, time.monotonic()
+    runs, campaigns, started = 0, 1, time.monotonic()
     while True:
         runs += 1
         state = run_rounds(root=str(ws), return_state=True)
@@ -159,15 +166,19 @@ def test_sigkilled_stages_and_reruns_leave_every_round_intact(reference, harness
         if state.is_completed():  # all rounds done before the killer reached its target: a fresh campaign, same workspace
             for path in (ws / "data", ws / "checkpoints" / "round=1", ws / "checkpoints" / "round=2"):
                 shutil.rmtree(path)
+            killer.budget.clear()
+            campaigns += 1
         assert runs < 40, f"no end after {runs} flow runs, {len(killer.kills)} kills"
     killer.stop.set()
     killer.join(5)
     by_stage: dict[str, int] = {}
     for label, _ in killer.kills:
         by_stage[label.split("@")[0]] = by_stage.get(label.split("@")[0], 0) + 1
-    print(f"\nfault test: {len(killer.kills)} SIGKILLs {by_stage}, {runs} flow runs, {time.monotonic() - started:.0f} s")
+    failed_runs = runs - campaigns
+    print(f"\nfault test: {len(killer.kills)} SIGKILLs {by_stage}, {runs} flow runs ({failed_runs} failed and rerun, "
+          f"{campaigns} campaign(s) from scratch), {time.monotonic() - started:.0f} s")
     print("kills (stage, seconds after start):", killer.kills)
-    assert len(killer.kills) >= 20
+    assert len(killer.kills) >= 20 and len(by_stage) >= 5
     assert not killer.errors, killer.errors
     now = hashes(ws)
     assert now == expected, sorted(name for name in set(now) | set(expected) if now.get(name) != expected.get(name))
