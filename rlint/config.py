@@ -8,6 +8,7 @@ parameter that is silently ignored ruins a run.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -70,9 +71,11 @@ class BootstrapConfig:
     def __post_init__(self) -> None:
         if self.hidden_size % self.heads:
             raise ConfigError(f"bootstrap.hidden_size={self.hidden_size} must be divisible by bootstrap.heads={self.heads}")
-        for name in ("steps", "batch_size", "layers", "heads", "eval_problems", "train_problems"):
+        for name in ("steps", "batch_size", "layers", "heads", "eval_problems", "train_problems", "hidden_size", "intermediate_size", "max_length"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"bootstrap.{name} must be >= 1")
+        if self.lr <= 0:
+            raise ConfigError("bootstrap.lr must be > 0")
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,8 @@ class SamplingConfig:
             raise ConfigError("sampling.temperature must be > 0 (use evaluate.temperature for greedy)")
         if not 0 < self.top_p <= 1:
             raise ConfigError("sampling.top_p must be in (0, 1]")
+        if self.max_new_tokens < 1 or self.batch_size < 1:
+            raise ConfigError("sampling.max_new_tokens and sampling.batch_size must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -122,6 +127,8 @@ class MineConfig:
             raise ConfigError("mine.temperature must be > 0")
         if self.search not in SEARCHES:
             raise ConfigError(f"mine.search={self.search!r}: use one of {', '.join(SEARCHES)}")
+        if self.max_failures is not None and self.max_failures < 0:
+            raise ConfigError("mine.max_failures must be >= 0 (or null: all)")
 
 
 @dataclass(frozen=True)
@@ -217,6 +224,10 @@ class EvaluateConfig:
     problems: int = 200  # held-out problems per evaluation
     temperature: float = 0.0  # 0 is greedy decoding
 
+    def __post_init__(self) -> None:
+        if self.problems < 1 or self.temperature < 0:
+            raise ConfigError("evaluate.problems must be >= 1 and evaluate.temperature >= 0")
+
 
 @dataclass(frozen=True)
 class Params:
@@ -247,8 +258,13 @@ class Params:
         for key, item in self.rounds.items():
             if not isinstance(item, dict) or set(item) != {"id", "prev"}:
                 raise ConfigError(f"rounds.{key}: must be a mapping with exactly 'id' and 'prev'")
+            if not all(type(item[name]) is int for name in ("id", "prev")):
+                raise ConfigError(f"rounds.{key}: 'id' and 'prev' must be integers, got {item}")
             if item["prev"] != item["id"] - 1 or key != f"r{item['id']}":
                 raise ConfigError(f"rounds.{key}: expected r<k>: {{id: k, prev: k-1}}, got {item}")
+        ids = sorted(item["id"] for item in self.rounds.values())
+        if ids != list(range(1, len(ids) + 1)):
+            raise ConfigError(f"rounds: ids must be 1, 2, ... without gaps (each round reads the previous one's checkpoint), got {ids}")
 
 
 def _coerce(value, annotation, where: str):
@@ -266,6 +282,8 @@ def _coerce(value, annotation, where: str):
         return _build(hint, value, where)
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if hint is float and isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{where}: expected a finite number, got {value!r}")
     if hint is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__}")
@@ -280,7 +298,7 @@ def _build(cls, raw: dict, where: str):
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(raw) - known)
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        raise ConfigError(f"{where + ': ' if where else ''}unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
     values = {k: _coerce(v, hints[k], f"{where}.{k}" if where else k) for k, v in raw.items()}
     try:
         return cls(**values)

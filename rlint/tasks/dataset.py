@@ -25,7 +25,7 @@ import threading
 from pathlib import Path
 
 import sympy
-from math_verify import parse, verify
+from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
 
 from rlint.tasks.base import Problem, TaskInputError
 
@@ -48,6 +48,9 @@ _COSTLY_TEXT = re.compile(
     r"binom|choose|gcd|lcm|operatorname|gamma|\\det|\\begin|\\sum|\\prod|\\int|\\lim",
     re.IGNORECASE,
 )
+_OPERATOR = re.compile(r"[-+*/^()×÷]")  # what math-verify's plain-expression reader (sympy.parse_expr, eval) needs to match
+_LATEX_ONLY = [LatexExtractionConfig()]
+_PLAIN_AND_LATEX = [LatexExtractionConfig(), ExprExtractionConfig()]
 MAX_POWER = 1_000  # largest exponent (product of nested exponents) allowed in an answer
 MAX_SYMBOLIC_POWER = 10  # ... when the base is a compound with variables: sympy expands (x+1)^n
 MAX_FACTORIAL = 1_000  # largest n allowed in n!
@@ -170,9 +173,16 @@ def _parse(text: str) -> list | None:
     parsing_timeout, _ = _timeouts()
     latex = f"${text}$" if "$" not in text else text
     looks_latex = "$" in text or any(mark in text for mark in "\\{!")
-    parsed = parse(latex if looks_latex else text, parsing_timeout=parsing_timeout, raise_on_error=False)
+    # math-verify's plain-expression reader hands "2+3" to sympy.parse_expr, which runs Python's eval on
+    # it; text with an operator goes to its LaTeX reader (a grammar, no eval) instead. Without an
+    # operator the plain reader only reads numbers, which it converts without eval.
+    operator = _OPERATOR.search(text.lstrip("-")) is not None
+    config = _LATEX_ONLY if operator else _PLAIN_AND_LATEX
+    if operator:
+        looks_latex = True
+    parsed = parse(latex if looks_latex else text, extraction_config=config, parsing_timeout=parsing_timeout, raise_on_error=False)
     if not parsed and not looks_latex and not _WORD.search(text):
-        parsed = parse(latex, parsing_timeout=parsing_timeout, raise_on_error=False)
+        parsed = parse(latex, extraction_config=config, parsing_timeout=parsing_timeout, raise_on_error=False)
     if any(isinstance(item, sympy.Basic) and _too_costly(item) for item in parsed):
         return None
     return parsed
