@@ -119,8 +119,8 @@ class MineConfig:
     def __post_init__(self) -> None:
         if self.continuations_per_probe < 1:
             raise ConfigError("mine.continuations_per_probe must be >= 1")
-        if (self.max_failures is not None and self.max_failures < 0) or (self.failures_per_problem is not None and self.failures_per_problem < 0):
-            raise ConfigError("mine.max_failures and mine.failures_per_problem must be >= 0 (or null: all)")
+        if self.failures_per_problem is not None and self.failures_per_problem < 0:
+            raise ConfigError("mine.failures_per_problem must be >= 0 (or null: all)")
         if not 0.0 <= self.value_threshold < 1.0:
             raise ConfigError("mine.value_threshold must be in [0, 1)")
         if self.temperature <= 0:

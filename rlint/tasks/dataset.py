@@ -17,6 +17,7 @@ whenever the caller runs on the main thread (they are built on ``signal.alarm``)
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -126,9 +127,17 @@ def _timeouts() -> tuple[int | None, int | None]:
     else, passing a timeout makes ``parse``/``verify`` raise ValueError. Off the main thread the
     timeouts are disabled and the text and expression guards below are the only bound.
     """
+    _warm_up()
     if threading.current_thread() is threading.main_thread():
         return PARSE_TIMEOUT_S, VERIFY_TIMEOUT_S
     return None, None
+
+
+@functools.cache
+def _warm_up() -> None:
+    """Build math-verify's LaTeX grammar once, untimed: the first LaTeX parse of a process spends
+    seconds on it, which a loaded machine would otherwise charge to the first answer's timeout."""
+    parse("$x^2+1$", extraction_config=_LATEX_ONLY, parsing_timeout=None, raise_on_error=False)
 
 
 def _normalize(text: str) -> str:
