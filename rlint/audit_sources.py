@@ -42,9 +42,11 @@ def round_files(root: str | Path, dataset: str) -> dict[int, Path]:
 
 
 def _scan(source: str | list[str], dataset: str) -> pl.LazyFrame:
-    # columns a file lacks (an older schema) read as nulls; columns beyond the schema are ignored
+    # columns a file lacks (an older schema) read as nulls; columns beyond the schema are ignored.
+    # Every file holds its own ``round`` column, so paths are not parsed as hive partitions: a
+    # workspace under a directory like ``mode=oracle/seed=0`` would otherwise add columns.
     return pl.scan_parquet(
-        source, hive_partitioning=True, hive_schema={"round": pl.Int32},
+        source, hive_partitioning=False,
         schema=dataset_schema(dataset), missing_columns="insert", extra_columns="ignore",
     )
 

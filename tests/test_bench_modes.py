@@ -107,6 +107,10 @@ def test_small_benchmark_through_the_command(tmp_path, tiny_checkpoint):
             assert group["mining_tokens"].sum() == 0 and group["correction_tokens"].sum() == 0
     text = (out / "summary.txt").read_text()
     assert "gap closed" in text and "tokens_to_outcome_final" in text
+    # each campaign is an ordinary workspace: the audit reads it (its path holds "mode=...", not a hive partition)
+    from rlint.cli import main as rlint_main
+
+    assert rlint_main(["--root", str(out / "mode=internalized" / "seed=1"), "audit"]) == 0
     png = (out / "accuracy_vs_tokens.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
 
