@@ -32,7 +32,7 @@ test-fast: install
 
 # Internalized against outcome-only and oracle at equal generated tokens, 3 seeds (bench/modes/).
 bench-modes: install
-	$(BIN)/python scripts/bench_modes.py
+	$(BIN)/python scripts/bench_modes.py --jobs 2
 
 # Remove the outputs of rounds (keeps the bootstrap checkpoint).
 clean-runs:
