@@ -58,6 +58,22 @@ def branch_candidates(failure: dict, parent: dict, known: list[dict]) -> list[di
     return out
 
 
+def assign_branches(failure_ids: list[str], candidates: dict[str, list[dict]], max_branches: int) -> dict[str, list[dict]]:
+    """Branch rows of each failure: at most ``max_branches``, each continuation used once in the round.
+
+    Failures of one problem that share their last good prefix share its successful
+    continuations; a continuation becomes a branch of the first such failure only, so no sample
+    is trained twice and every ``branch_id`` is unique.
+    """
+    claimed: set[str] = set()
+    owned = {}
+    for failure_id in failure_ids:
+        kept = [b for b in candidates.get(failure_id, []) if b["branch_id"] not in claimed][:max_branches]
+        claimed.update(b["branch_id"] for b in kept)
+        owned[failure_id] = kept
+    return owned
+
+
 def run(params: Params, round_id: int, root: Path) -> dict:
     rollouts = {row["rollout_id"]: row for row in read_rows(root, "rollouts", round_id)}
     failures = read_rows(root, "failures", round_id)
@@ -106,12 +122,14 @@ def run(params: Params, round_id: int, root: Path) -> dict:
             branches[failure["failure_id"]] = branch_candidates(failure, parent, drawn)
     tokenizer = AutoTokenizer.from_pretrained(checkpoint_path(root, round_id - 1)) if located else None
     rows, corrections = [], []
+    owned = assign_branches([f["failure_id"] for f in failures], branches, params.correct.max_branches)
     for failure in failures:
-        kept = branches.get(failure["failure_id"], [])[: params.correct.max_branches]
+        kept = owned[failure["failure_id"]]
         for branch in kept:
             branch["completion"] = tokenizer.decode(branch["token_ids"], skip_special_tokens=True)
         rows.extend(kept)
-        status = "unlocated" if failure["first_error_step"] is None else ("corrected" if kept else "uncorrected")
+        # corrected: a verified branch grows from its last good prefix (it may be one an earlier failure with the same prefix owns)
+        status = "unlocated" if failure["first_error_step"] is None else ("corrected" if branches.get(failure["failure_id"]) else "uncorrected")
         corrections.append({
             "failure_id": failure["failure_id"], "round": round_id, "status": status,
             "samples_spent": spent.get(failure["failure_id"], 0), "n_branches": len(kept),
