@@ -109,10 +109,10 @@ class RolloutConfig:
 
 @dataclass(frozen=True)
 class MineConfig:
-    continuations_per_probe: int = 8  # M: continuations sampled to estimate one prefix value
+    continuations_per_probe: int = 4  # M: continuations sampled to estimate one prefix value
     value_threshold: float = 0.0  # a prefix whose estimated value is <= this is "not recoverable"
     max_failures: int | None = None  # mine at most this many failures per round (None: all)
-    failures_per_problem: int | None = None  # mine at most this many failures of each problem, in rollout order (None: all)
+    failures_per_problem: int | None = 2  # mine at most this many failures of each problem, in rollout order (None: all)
     search: str = "binary"  # "binary" over steps; "linear" (scan to the first bad step) or "full" (every step), for comparison
     temperature: float = 1.0  # sampling temperature of the value-probe continuations
 
@@ -133,7 +133,7 @@ class MineConfig:
 
 @dataclass(frozen=True)
 class CorrectConfig:
-    max_samples: int = 16  # extra continuations per failure when none from mining succeeded
+    max_samples: int = 4  # extra continuations per failure when none from mining succeeded
     max_branches: int = 2  # corrected branches kept per failure
 
     def __post_init__(self) -> None:
@@ -159,7 +159,7 @@ class CreditConfig:
     process_weight: float = 1.0  # lambda: weight of the process advantage against the outcome one
     after_error_weight: float = 0.0  # internalized: weight of tokens after the first error (0 masks them)
     branch_weight: float = 1.0  # internalized: scale of corrected-branch advantages
-    continuation_weight: float = 0.0  # internalized: scale of the advantages of mining continuations from good prefixes (0: not trained)
+    continuation_weight: float = 1.0  # internalized: scale of the advantages of mining continuations from good prefixes (0: not trained)
     epsilon: float = 1e-6  # added to the group std
     answer_text: str | None = None  # info_gain: how the reference answer is written after the steps ("{answer}" is replaced); None: the task's own
     score_batch_size: int = 64  # info_gain: sequences per teacher-forced scoring pass
@@ -255,6 +255,10 @@ class Params:
         if self.mode != "outcome" and not ESTIMATORS[self.credit.estimator].uses_mining:
             raise ConfigError(f"credit.estimator={self.credit.estimator!r} ignores mined failures and corrected branches, so mode={self.mode!r} "
                               "would mine for nothing: set mode: outcome, or credit.estimator: internalized")
+        if self.credit.continuation_weight > 0 and self.mine.temperature != self.sampling.temperature:
+            raise ConfigError(f"credit.continuation_weight={self.credit.continuation_weight} trains mining continuations, sampled at "
+                              f"mine.temperature={self.mine.temperature}, with a loss at sampling.temperature={self.sampling.temperature}: "
+                              "make the two equal, or set credit.continuation_weight: 0")
         for key, item in self.rounds.items():
             if not isinstance(item, dict) or set(item) != {"id", "prev"}:
                 raise ConfigError(f"rounds.{key}: must be a mapping with exactly 'id' and 'prev'")

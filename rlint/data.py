@@ -193,7 +193,9 @@ def read_table(root: str | Path, dataset: str, round_id: int) -> pa.Table:
         raise DataError(f"{path}: missing; run the stage that writes '{dataset}' for round {round_id} first")
     try:
         table = pq.read_table(path)
-    except (pa.ArrowException, OSError) as err:
+        table.validate(full=True)  # offsets in range, strings valid UTF-8: what a damaged file breaks
+        table.schema.names  # noqa: B018  (column names decode)
+    except (pa.ArrowException, OSError, UnicodeDecodeError) as err:
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise DataError(f"{path}: not a readable Parquet file: {reason}") from None
     expected = SCHEMAS[dataset]

@@ -23,6 +23,7 @@ def test_repository_params_load():
     ("a: [\n", "not valid YAML"),
     ("mine:\n  value_threshold: 1.5\n", "mine.value_threshold"),
     ("credit:\n  continuation_weight: -1\n", "credit.continuation_weight"),
+    ("mine:\n  temperature: 0.7\n", "mine.temperature=0.7"),
 ])
 def test_bad_params_name_file_and_key(tmp_path, text, fragment):
     path = tmp_path / "params.yaml"

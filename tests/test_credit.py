@@ -271,7 +271,7 @@ def test_continuation_rows_carry_reward_minus_prefix_value():
     assert first["advantages"] == pytest.approx([0.5 * (0.0 - 0.5)] * 2)  # weight * (reward - V(prefix of 1 step))
     # no probe at the prompt: its value is the mean of its own draws (one, of reward 1), so 1 - 1 = 0
     assert second["context_token_ids"] == [1, 2] and second["advantages"] == pytest.approx([0.0])
-    off = build_train_set(rollouts, failures, [], Params(mode="internalized"), continuations=conts)
+    off = build_train_set(rollouts, failures, [], Params(mode="internalized", credit=CreditConfig(continuation_weight=0.0)), continuations=conts)
     assert [r["kind"] for r in off] == ["rollout", "rollout"]  # continuation_weight 0: not trained
     assert [r["kind"] for r in build_train_set(rollouts, failures, [], Params(mode="outcome", credit=CreditConfig(continuation_weight=0.5)),
                                                continuations=conts)] == ["rollout", "rollout"]
