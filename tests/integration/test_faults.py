@@ -111,7 +111,7 @@ class Killer(threading.Thread):
                 cmd = proc.info["cmdline"]
                 label = cmd[2] + (f"@r{cmd[4]}" if len(cmd) > 4 else "")
                 budget = self.budget.setdefault(label, self.rng.choice([1, 2, 3]))
-                delay = self.rng.uniform(0.2, 15.0)
+                delay = self.rng.uniform(0.2, 5.0)  # a stage process of the tiny run lives 5-15 s (imports included): most kills land
                 if budget == 0:
                     break
                 deadline = proc.info["create_time"] + delay
