@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import copy
 import importlib
-import json
 import logging
 import shutil
 import time
@@ -124,13 +123,10 @@ def campaign_params(base: dict, mode: str, seed: int, max_rounds: int, overrides
     return params
 
 
-def round_tokens(root: Path, round_id: int) -> dict:
-    """Generated tokens of one finished round, from its stage metrics files."""
-    def metric(stage, key):
-        return json.loads((root / "metrics" / stage / f"round={round_id}.json").read_text()).get(key, 0) or 0
-
-    tokens = {"rollout_tokens": metric("rollout", "generated_tokens"), "mining_tokens": metric("mine", "mining_tokens"),
-              "correction_tokens": metric("correct", "correction_tokens")}
+def round_tokens(metrics: dict[str, dict]) -> dict:
+    """Generated tokens of one finished round from its stages' metrics (stage name -> the dict its ``run`` returned)."""
+    tokens = {"rollout_tokens": metrics["rollout"]["generated_tokens"], "mining_tokens": metrics["mine"]["mining_tokens"],
+              "correction_tokens": metrics["correct"]["correction_tokens"]}
     tokens["generated_tokens"] = sum(tokens.values())
     return tokens
 
@@ -158,14 +154,12 @@ def run_campaign(base: dict, mode: str, seed: int, budget: int, checkpoint: Path
         if spent + last_cost > budget:  # the next round would (by the last one's cost) end past the budget, where it does not count
             break
         started = time.monotonic()
-        for name in ROUND_STAGES:
-            stages[name].run(params, round_id, workspace)
-        tokens = round_tokens(workspace, round_id)
+        metrics = {name: stages[name].run(params, round_id, workspace) for name in ROUND_STAGES}
+        tokens = round_tokens(metrics)
         spent += tokens["generated_tokens"]
         last_cost = tokens["generated_tokens"]
-        read = lambda stage, key: json.loads((workspace / "metrics" / stage / f"round={round_id}.json").read_text())[key]  # noqa: E731
         records.append({"mode": mode, "seed": seed, "round": round_id, **tokens, "cumulative_tokens": spent,
-                        "heldout_accuracy": read("evaluate", "heldout_accuracy"), "train_accuracy": read("rollout", "train_accuracy"),
+                        "heldout_accuracy": metrics["evaluate"]["heldout_accuracy"], "train_accuracy": metrics["rollout"]["train_accuracy"],
                         "seconds": round(time.monotonic() - started, 1)})
         log.info("bench %s seed %d round %d: %s", mode, seed, round_id, records[-1])
     return records
