@@ -1,7 +1,7 @@
 """Mining quality and cost on the embedded task, by the real rollout, mine and correct stages.
 
 Usage: python scripts/bench_mining.py [--checkpoint checkpoints/round=0] [--prompts 64] [--samples 8]
-       [--continuations 8] [--threshold 0.0] [--out /tmp/rlint-bench-mining]
+       [--continuations 8] [--threshold 0.0] [--failures-per-problem N] [--out /tmp/rlint-bench-mining]
 
 Samples rollouts of the given policy once, mines the same failures three times with the same
 reuse rules (binary search over steps; the linear scan that stops at the first bad prefix; the
@@ -34,6 +34,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=8)
     parser.add_argument("--continuations", type=int, default=8)
     parser.add_argument("--threshold", type=float, default=0.0)
+    parser.add_argument("--failures-per-problem", type=int, default=None, help="mine.failures_per_problem (default: every failure)")
     parser.add_argument("--temperature", type=float, default=None, help="mine.temperature (default: params.yaml)")
     parser.add_argument("--out", default="/tmp/rlint-bench-mining")
     parser.add_argument("--searches", default="binary,linear,full", help="comma-separated strategies; binary is always run")
@@ -43,7 +44,10 @@ def main() -> None:
     params = dataclasses.replace(
         base, mode="internalized",
         rollout=dataclasses.replace(base.rollout, prompts_per_round=args.prompts, samples_per_prompt=args.samples),
+        # this benchmark trains nothing: continuation rows (which need mine.temperature == sampling.temperature) are off
+        credit=dataclasses.replace(base.credit, continuation_weight=0.0),
         mine=dataclasses.replace(base.mine, continuations_per_probe=args.continuations, value_threshold=args.threshold, max_failures=None,
+                                 failures_per_problem=args.failures_per_problem,
                                  temperature=args.temperature or base.mine.temperature),
     )
     out = Path(args.out)

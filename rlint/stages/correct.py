@@ -19,7 +19,7 @@ from rlint.config import Params, round_seed
 from rlint.data import read_rows, write_rows
 from rlint.engine import SamplingRequest, load_engine
 from rlint.stages.common import checkpoint_path, metrics_path, seed_everything, write_json_atomic
-from rlint.steps import prefix_offset
+from rlint.steps import prefix_context, prefix_offset
 from rlint.tasks import load_task
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ def branch_candidates(failure: dict, parent: dict, known: list[dict]) -> list[di
     comes after the last good prefix; duplicates of the same tokens are dropped.
     """
     good_steps, offset = last_good_prefix(failure, parent)
-    prefix = list(parent["prompt_token_ids"]) + list(parent["token_ids"][:offset])
+    prefix = prefix_context(parent, offset)
     width, seen, out = len(prefix), set(), []
     for item in known:
         if item["reward"] != 1.0 or item["context_len"] > width or item["sequence"][:width] != prefix:
@@ -82,7 +82,7 @@ def run(params: Params, round_id: int, root: Path) -> dict:
     known: dict[str, list[dict]] = defaultdict(list)  # problem_id -> continuations as full sequences
     for cont in continuations:
         parent = rollouts[cont["failure_id"]]
-        context = list(parent["prompt_token_ids"]) + list(parent["token_ids"][: cont["prefix_token_count"]])
+        context = prefix_context(parent, cont["prefix_token_count"])
         known[parent["problem_id"]].append({
             "id": cont["continuation_id"], "sequence": context + list(cont["token_ids"]), "context_len": len(context),
             "logprobs": list(cont["logprobs"]), "reward": cont["reward"],

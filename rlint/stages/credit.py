@@ -23,6 +23,7 @@ from rlint.config import Params
 from rlint.credit import ESTIMATORS, BranchInput, CreditInputs, LocatedFailure, reasoning_steps, watermark_gains
 from rlint.data import read_rows, write_rows
 from rlint.stages.common import checkpoint_path, metrics_path, write_json_atomic
+from rlint.steps import prefix_context
 from rlint.tasks import load_task
 
 log = logging.getLogger(__name__)
@@ -101,13 +102,13 @@ def build_train_set(rollouts: list[dict], failures: list[dict], branches: list[d
     for branch, (advantages, weights) in zip(branches if inputs.branches else [], branch_credit):
         parent = parents[branch["parent_rollout_id"]]
         # the parent's good prefix is context (no loss): its tokens are trained once, in the parent's row
-        context = list(parent["prompt_token_ids"]) + list(parent["token_ids"][: branch["branch_token_offset"]])
+        context = prefix_context(parent, branch["branch_token_offset"])
         text = replay_prefixes.get(parent["rollout_id"], "") + _prefix_text(parent["completion"], task.step_delimiter, branch["branch_step"]) + branch["completion"]
         sft = branch["reward"] == 1.0 and task.well_formed(text)
         rows.append(_row(branch["branch_id"], "branch", parent, context, branch["token_ids"], branch["logprobs"], advantages, weights, branch["reward"], sft))
     for (cont, _), (advantages, weights) in zip(extra if inputs.branches else [], branch_credit[len(branches):]):
         parent = parents[cont["failure_id"]]
-        context = list(parent["prompt_token_ids"]) + list(parent["token_ids"][: cont["prefix_token_count"]])
+        context = prefix_context(parent, cont["prefix_token_count"])
         text = replay_prefixes.get(parent["rollout_id"], "") + _prefix_text(parent["completion"], task.step_delimiter, cont["prefix_steps"]) + cont["completion"]
         sft = cont["reward"] == 1.0 and task.well_formed(text)
         rows.append(_row(cont["continuation_id"], "continuation", parent, context, cont["token_ids"], cont["logprobs"], advantages, weights, cont["reward"], sft))
@@ -154,7 +155,7 @@ def answer_probabilities(rollouts: list[dict], model, tokenizer, answer_text, ba
         answer_ids = tokenizer.encode(answer_text(rollout["answer"]), add_special_tokens=False)
         ends = [0] + list(rollout["step_ends"])
         for j in range(reasoning_steps(len(rollout["step_ends"])) + 1):
-            contexts.append(list(rollout["prompt_token_ids"]) + list(rollout["token_ids"][: ends[j]]))
+            contexts.append(prefix_context(rollout, ends[j]))
             targets.append(answer_ids)
             owners.append(i)
     logprobs = target_logprobs(model, contexts, targets, tokenizer.pad_token_id, batch_size, temperature)
