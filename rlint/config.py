@@ -99,7 +99,7 @@ class SamplingConfig:
 
 @dataclass(frozen=True)
 class RolloutConfig:
-    prompts_per_round: int = 64  # training problems per round
+    prompts_per_round: int = 32  # training problems per round
     samples_per_prompt: int = 8  # group size G
 
     def __post_init__(self) -> None:
@@ -109,10 +109,10 @@ class RolloutConfig:
 
 @dataclass(frozen=True)
 class MineConfig:
-    continuations_per_probe: int = 4  # M: continuations sampled to estimate one prefix value
+    continuations_per_probe: int = 2  # M: continuations sampled to estimate one prefix value
     value_threshold: float = 0.0  # a prefix whose estimated value is <= this is "not recoverable"
     max_failures: int | None = None  # mine at most this many failures per round (None: all)
-    failures_per_problem: int | None = 2  # mine at most this many failures of each problem, in rollout order (None: all)
+    failures_per_problem: int | None = 1  # mine at most this many failures of each problem, in rollout order (None: all)
     search: str = "binary"  # "binary" over steps; "linear" (scan to the first bad step) or "full" (every step), for comparison
     temperature: float = 1.0  # sampling temperature of the value-probe continuations
 
@@ -133,7 +133,7 @@ class MineConfig:
 
 @dataclass(frozen=True)
 class CorrectConfig:
-    max_samples: int = 4  # extra continuations per failure when none from mining succeeded
+    max_samples: int = 2  # extra continuations per failure when none from mining succeeded
     max_branches: int = 2  # corrected branches kept per failure
 
     def __post_init__(self) -> None:
@@ -183,7 +183,7 @@ class CreditConfig:
 class OptimizeConfig:
     loss: str = "clipped"  # policy loss by name: clipped | ratio (rlint/losses.py)
     aggregation: str = "token_mean"  # token_mean (every trained token counts once) | seq_mean (every sequence counts once)
-    lr: float = 2e-4  # AdamW peak learning rate
+    lr: float = 1e-4  # AdamW peak learning rate
     lr_schedule: str = "constant"  # constant | linear | cosine (decay to 0 over the round), after warmup_steps
     warmup_steps: int = 0  # linear warm-up from 0, in optimizer steps
     epochs: int = 2  # passes over the round's train set
