@@ -21,11 +21,14 @@ import argparse
 import dataclasses
 import logging
 import shutil
+import sys
 import time
 from pathlib import Path
 
-from rlint.config import load_params
+from rlint.config import ConfigError, load_params
 from rlint.data import read_rows
+from rlint.mining import SEARCHES
+from rlint.policy import CheckpointError, check_checkpoint
 from rlint.stages import correct, mine, rollout
 
 
@@ -43,20 +46,28 @@ def main() -> None:
     parser.add_argument("--searches", default="binary,linear,full", help="comma-separated strategies; binary is always run")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    base = load_params(args.params)
-    params = dataclasses.replace(
-        base, mode="internalized",
-        rollout=dataclasses.replace(base.rollout, prompts_per_round=args.prompts, samples_per_prompt=args.samples),
-        # this benchmark trains nothing: continuation rows (which need mine.temperature == sampling.temperature) are off
-        credit=dataclasses.replace(base.credit, continuation_weight=0.0),
-        mine=dataclasses.replace(base.mine, continuations_per_probe=args.continuations or base.mine.continuations_per_probe,
-                                 value_threshold=base.mine.value_threshold if args.threshold is None else args.threshold, max_failures=None,
-                                 failures_per_problem=args.failures_per_problem,
-                                 temperature=args.temperature or base.mine.temperature),
-    )
+    try:
+        base = load_params(args.params)
+        check_checkpoint(args.checkpoint)
+        params = dataclasses.replace(
+            base, mode="internalized",
+            rollout=dataclasses.replace(base.rollout, prompts_per_round=args.prompts, samples_per_prompt=args.samples),
+            # this benchmark trains nothing: continuation rows (which need mine.temperature == sampling.temperature) are off
+            credit=dataclasses.replace(base.credit, continuation_weight=0.0),
+            mine=dataclasses.replace(base.mine, continuations_per_probe=args.continuations or base.mine.continuations_per_probe,
+                                     value_threshold=base.mine.value_threshold if args.threshold is None else args.threshold, max_failures=None,
+                                     failures_per_problem=args.failures_per_problem,
+                                     temperature=args.temperature or base.mine.temperature),
+        )
+    except (ConfigError, CheckpointError) as err:
+        print(f"bench_mining: {err}", file=sys.stderr)
+        sys.exit(2)
+    names = ["binary"] + [n for n in args.searches.split(",") if n and n != "binary"]
+    if unknown := [n for n in names if n not in SEARCHES]:
+        print(f"bench_mining: --searches: unknown {unknown}; choose from {list(SEARCHES)}", file=sys.stderr)
+        sys.exit(2)
     out = Path(args.out)
     shutil.rmtree(out, ignore_errors=True)
-    names = ["binary"] + [n for n in args.searches.split(",") if n and n != "binary"]
     roots = {name: out / name for name in names}
     for root in roots.values():
         shutil.copytree(args.checkpoint, root / "checkpoints" / "round=0")
