@@ -32,6 +32,11 @@ from rlint.policy import CheckpointError, check_checkpoint
 from rlint.stages import correct, mine, rollout
 
 
+def _given(**options) -> dict:
+    """The options given on the command line (not None); the others keep params.yaml's values."""
+    return {key: value for key, value in options.items() if value is not None}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", default="params.yaml")
@@ -54,10 +59,9 @@ def main() -> None:
             rollout=dataclasses.replace(base.rollout, prompts_per_round=args.prompts, samples_per_prompt=args.samples),
             # this benchmark trains nothing: continuation rows (which need mine.temperature == sampling.temperature) are off
             credit=dataclasses.replace(base.credit, continuation_weight=0.0),
-            mine=dataclasses.replace(base.mine, continuations_per_probe=args.continuations or base.mine.continuations_per_probe,
-                                     value_threshold=base.mine.value_threshold if args.threshold is None else args.threshold, max_failures=None,
-                                     failures_per_problem=args.failures_per_problem,
-                                     temperature=args.temperature or base.mine.temperature),
+            mine=dataclasses.replace(base.mine, **_given(continuations_per_probe=args.continuations, value_threshold=args.threshold,
+                                                         temperature=args.temperature),
+                                     max_failures=None, failures_per_problem=args.failures_per_problem),
         )
     except (ConfigError, CheckpointError) as err:
         print(f"bench_mining: {err}", file=sys.stderr)
@@ -94,15 +98,13 @@ def main() -> None:
     for name in names[1:]:
         print(f"\ncost ratio binary/{name} (continuations): {binary['continuations'] / max(1, results[name][0]['continuations']):.3f}", end="")
     print()
-    decided = {}
+    decided, misplaced = {}, {"too early": 0, "too late": 0}
     for failure in results["binary"][1]:
         decided[failure["decided_by"]] = decided.get(failure["decided_by"], 0) + 1
-    print(f"decided by: {decided}")
-    misplaced = {"too early": 0, "too late": 0}
-    for failure in results["binary"][1]:
         mined, true = failure["first_error_step"], failure["true_first_error_step"]
         if mined is not None and true is not None and mined != true:
             misplaced["too early" if mined < true else "too late"] += 1
+    print(f"decided by: {decided}")
     rollouts = read_rows(roots["binary"], "rollouts", 1)
     right_by_wrong_steps = sum(r["reward"] == 1.0 and r["true_first_error_step"] is not None for r in rollouts)
     print(f"mislocated (binary): {misplaced}; right answers through a wrong step: {right_by_wrong_steps} of "

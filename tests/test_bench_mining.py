@@ -19,6 +19,8 @@ def _run(*args: str) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize("args, message", [
     (["--checkpoint", "{tmp}/nothing"], "nothing: model directory not found"),
     (["--continuations", "-1"], "mine.continuations_per_probe must be >= 1"),
+    (["--continuations", "0"], "mine.continuations_per_probe must be >= 1"),
+    (["--temperature", "0"], "mine.temperature must be > 0"),
     (["--searches", "binary,lin"], "--searches: unknown ['lin']"),
 ])
 def test_bad_input_exits_2_and_writes_nothing(tmp_path, args, message):
