@@ -29,6 +29,7 @@ for _key, _value in {
 from prefect import flow, get_run_logger, task  # noqa: E402
 from prefect.artifacts import create_markdown_artifact  # noqa: E402
 
+from flows.lock import workspace_lock  # noqa: E402
 from rlint.config import load_params  # noqa: E402
 from rlint.report import format_table, markdown_table, round_table  # noqa: E402
 
@@ -78,17 +79,28 @@ def publish_metrics(root: str) -> str:
     return format_table(rows)
 
 
-@flow(name="rlint-rounds", log_prints=True)
-def run_rounds(root: str = ".", rounds: int | None = None) -> str:
-    """Bootstrap, then the first ``rounds`` rounds of params.yaml (default: all), stage by stage."""
-    params = load_params(Path(root) / "params.yaml")
-    round_ids = sorted(item["id"] for item in params.rounds.values())[:rounds]
+def reproduce_rounds(root: str, round_ids: list[int]) -> None:
+    """Bootstrap, then every stage of each round in order; DVC skips what is up to date, so a
+    stopped campaign resumes at the first stage DVC reports as changed."""
     reproduce("bootstrap", root)
     reproduce("archive_base", root)
     for round_id in round_ids:
         for stage in STAGES:
             reproduce(f"{stage}@r{round_id}", root)
-    table = publish_metrics(root)
+
+
+@flow(name="rlint-rounds", log_prints=True)
+def run_rounds(root: str = ".", rounds: int | None = None) -> str:
+    """Bootstrap, then the first ``rounds`` rounds of params.yaml (default: all), stage by stage.
+
+    Holds the workspace lock (flows/lock.py): a second flow run on the same workspace fails at
+    once with WorkspaceBusyError and touches nothing.
+    """
+    with workspace_lock(root, "rlint-rounds flow"):
+        params = load_params(Path(root) / "params.yaml")
+        round_ids = sorted(item["id"] for item in params.rounds.values())[:rounds]
+        reproduce_rounds(root, round_ids)
+        table = publish_metrics(root)
     print("\n" + table)
     return table
 

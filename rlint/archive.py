@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from rlint.steps import prefix_offset
+
 HARD = ("uncorrected", "unlocated")  # corrections.status values that make a failure a hard case
 
 
@@ -37,7 +39,7 @@ def new_entries(rollouts: list[dict], failures: list[dict], corrections: list[di
         if reason not in HARD or rollout["archive_id"] is not None:
             continue
         steps = failure["first_error_step"] - 1 if failure["first_error_step"] is not None else 0
-        offset = rollout["step_ends"][steps - 1] if steps > 0 else 0
+        offset = prefix_offset(rollout["step_ends"], steps)
         context = list(rollout["prompt_token_ids"]) + list(rollout["token_ids"][:offset])
         key = (rollout["problem_id"], tuple(context))
         if key in entries:

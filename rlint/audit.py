@@ -19,7 +19,9 @@ Definitions (the column names of :func:`round_summary`):
 - ``archive_size``: rows of the archive snapshot after the round; ``archive_solved``: those of
   them a later round solved (status "solved"); ``archive_newly_solved``: solved in this round.
 - advantage statistics: over trained tokens (loss weight > 0) of ``data/train_set``, per round
-  and per kind (``rollout``, ``branch``, ``all``).
+  and per kind (``rollout``, ``branch``, ``all``); summed from the per-row summary columns the
+  credit stage writes (``trained_tokens``, ``advantage_sum``, ...), or, for train sets written
+  before them, from the token lists.
 - ``logprob_mismatch`` / ``logprob_mismatch_max``: sampler-versus-trainer log-probability
   difference, from ``metrics/optimize/round=<k>.json``.
 """
@@ -57,8 +59,9 @@ class Inputs:
     frames: dict[str, pl.LazyFrame | None]
     metrics: dict[str, dict[int, dict]] = field(default_factory=dict)  # stage -> round -> metrics JSON
     origin: str = ""  # where it was read from, for the report header
-    # advantage_moments of the train set, when already known (a per-round cache): saves reading token lists
-    advantage_moments: pl.DataFrame | None = None
+    # the train set's advantage moments (MOMENT_COLUMNS), from the per-row summary columns where a file has
+    # them or a per-round cache; None: computed from the token lists of ``frames["train_set"]``
+    advantage_moments: pl.LazyFrame | pl.DataFrame | None = None
     # dataset -> rounds that have a file (possibly without rows): their counts are 0, not n/a
     rounds_present: dict[str, list[int]] = field(default_factory=dict)
 
@@ -154,11 +157,38 @@ def first_error_distribution(failures: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-def advantage_moments(train_set: pl.LazyFrame) -> pl.LazyFrame:
-    """Sufficient statistics of trained-token advantages per (round, kind).
+# per-(round, kind) sufficient statistics of trained-token advantages: the sums over rows of the
+# train set's per-row summary columns (rlint/data.py; rlint.stages.credit.advantage_summary)
+MOMENT_COLUMNS = {
+    "round": ROUND, "kind": pl.String, "trained_tokens": pl.Int64, "advantage_sum": pl.Float64, "advantage_sum_sq": pl.Float64,
+    "positive_tokens": pl.Int64, "negative_tokens": pl.Int64, "advantage_min": pl.Float64, "advantage_max": pl.Float64,
+}
+SUMMARY_COLUMNS = tuple(MOMENT_COLUMNS)[2:]  # the train set's per-row columns the moments are summed from
 
-    Explodes ``advantages`` and ``loss_weights`` (list<float32>, one value per trained token)
-    and keeps tokens with weight > 0.
+
+def advantage_moments(train_set: pl.LazyFrame) -> pl.LazyFrame:
+    """Sufficient statistics of trained-token advantages per (round, kind), from the per-row summary columns.
+
+    Reads only scalar columns (``trained_tokens``, ``advantage_sum``, ... of schema v3), not the
+    token lists. A row without trained tokens adds 0 to every sum and null to min/max; a group
+    without any is left out, as in :func:`token_advantage_moments`.
+    """
+    counts = ["trained_tokens", "positive_tokens", "negative_tokens"]
+    return (
+        train_set.select("round", "kind", *SUMMARY_COLUMNS)
+        .group_by("round", "kind")
+        .agg(pl.col(counts).cast(pl.Int64).sum(), pl.col("advantage_sum", "advantage_sum_sq").sum(),
+             pl.col("advantage_min").cast(pl.Float64).min(), pl.col("advantage_max").cast(pl.Float64).max())
+        .filter(pl.col("trained_tokens") > 0)
+        .select(list(MOMENT_COLUMNS))
+    )
+
+
+def token_advantage_moments(train_set: pl.LazyFrame) -> pl.LazyFrame:
+    """The same statistics from the token lists, for train sets written before the summary columns (schema v2).
+
+    Explodes ``advantages`` and ``loss_weights`` (list<float32>, one value per token) and keeps
+    tokens with weight > 0.
     """
     adv = pl.col("advantages").cast(pl.Float64)
     return (
@@ -167,34 +197,30 @@ def advantage_moments(train_set: pl.LazyFrame) -> pl.LazyFrame:
         .filter(pl.col("loss_weights") > 0)
         .group_by("round", "kind")
         .agg(
-            tokens=pl.len(), sum=adv.sum(), sum_sq=(adv * adv).sum(),
-            positive=(adv > 0).sum(), negative=(adv < 0).sum(), advantage_min=adv.min(), advantage_max=adv.max(),
+            trained_tokens=pl.len().cast(pl.Int64), advantage_sum=adv.sum(), advantage_sum_sq=(adv * adv).sum(),
+            positive_tokens=(adv > 0).sum().cast(pl.Int64), negative_tokens=(adv < 0).sum().cast(pl.Int64),
+            advantage_min=adv.min(), advantage_max=adv.max(),
         )
+        .select(list(MOMENT_COLUMNS))
     )
-
-
-MOMENT_COLUMNS = {
-    "round": ROUND, "kind": pl.String, "tokens": pl.UInt32, "sum": pl.Float64, "sum_sq": pl.Float64,
-    "positive": pl.UInt32, "negative": pl.UInt32, "advantage_min": pl.Float64, "advantage_max": pl.Float64,
-}
 
 
 def advantage_stats(moments: pl.DataFrame) -> pl.DataFrame:
     """Per (round, kind) and per round over both kinds ("all"): tokens, mean, std (population), shares, min, max."""
-    moments = moments.sort("round", "kind")  # a fixed order of float sums: the same inputs give the same bits
+    moments = moments.cast(MOMENT_COLUMNS).sort("round", "kind")  # a fixed order of float sums: the same inputs give the same bits
     every = moments.group_by("round", maintain_order=True).agg(
-        pl.lit("all").alias("kind"), pl.col("tokens", "sum", "sum_sq", "positive", "negative").sum(),
+        pl.lit("all").alias("kind"), pl.col("trained_tokens", "advantage_sum", "advantage_sum_sq", "positive_tokens", "negative_tokens").sum(),
         pl.col("advantage_min").min(), pl.col("advantage_max").max(),
     ).select(moments.columns)
-    both = pl.concat([moments.cast({"tokens": pl.Int64, "positive": pl.Int64, "negative": pl.Int64}),
-                      every.cast({"tokens": pl.Int64, "positive": pl.Int64, "negative": pl.Int64})])
-    mean = pl.col("sum") / pl.col("tokens")
+    both = pl.concat([moments, every])
+    tokens = pl.col("trained_tokens")
+    mean = pl.col("advantage_sum") / tokens
     return both.select(
-        "round", "kind", "tokens",
+        "round", "kind", tokens=tokens,
         advantage_mean=mean,
-        advantage_std=(pl.col("sum_sq") / pl.col("tokens") - mean * mean).clip(lower_bound=0.0).sqrt(),
-        positive_token_share=pl.col("positive") / pl.col("tokens"),
-        negative_token_share=pl.col("negative") / pl.col("tokens"),
+        advantage_std=(pl.col("advantage_sum_sq") / tokens - mean * mean).clip(lower_bound=0.0).sqrt(),
+        positive_token_share=pl.col("positive_tokens") / tokens,
+        negative_token_share=pl.col("negative_tokens") / tokens,
         advantage_min="advantage_min", advantage_max="advantage_max",
     ).sort("round", "kind")
 
@@ -249,13 +275,16 @@ def audit(inputs: Inputs) -> Audit:
     if failures is not None:
         names.append("first_errors")
         queries.append(first_error_distribution(failures))
-    if train_set is not None and inputs.advantage_moments is None:
+    moments = inputs.advantage_moments
+    if moments is None and train_set is not None:
+        moments = token_advantage_moments(train_set)
+    if isinstance(moments, pl.LazyFrame):
         names.append("advantages")
-        queries.append(advantage_moments(train_set))
+        queries.append(moments)
     results = dict(zip(names, pl.collect_all(queries)))
-    if inputs.advantage_moments is not None:
+    if isinstance(moments, pl.DataFrame):
         names.append("advantages")
-        results["advantages"] = inputs.advantage_moments
+        results["advantages"] = moments
 
     from_metrics = metrics_frame(inputs.metrics)
     rounds = pl.concat([from_metrics.select("round")] + [results[n].select(pl.col("round").cast(ROUND)) for n in names]).unique()

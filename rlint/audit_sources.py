@@ -16,8 +16,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import polars as pl
+import pyarrow.parquet as pq
 
-from rlint.audit import DATASETS, MOMENT_COLUMNS, ROUND as ROUND_DTYPE, AuditError, Inputs, advantage_moments
+from rlint.audit import (
+    DATASETS, MOMENT_COLUMNS, ROUND as ROUND_DTYPE, SUMMARY_COLUMNS, AuditError, Inputs, advantage_moments, token_advantage_moments,
+)
 from rlint.data import SCHEMAS, write_atomic
 
 _ROUND_DIR = re.compile(r"^round=(\d+)$")
@@ -39,9 +42,11 @@ def round_files(root: str | Path, dataset: str) -> dict[int, Path]:
 
 
 def _scan(source: str | list[str], dataset: str) -> pl.LazyFrame:
-    # columns a file lacks (an older schema) read as nulls; columns beyond the schema are ignored
+    # columns a file lacks (an older schema) read as nulls; columns beyond the schema are ignored.
+    # Every file holds its own ``round`` column, so paths are not parsed as hive partitions: a
+    # workspace under a directory like ``mode=oracle/seed=0`` would otherwise add columns.
     return pl.scan_parquet(
-        source, hive_partitioning=True, hive_schema={"round": pl.Int32},
+        source, hive_partitioning=False,
         schema=dataset_schema(dataset), missing_columns="insert", extra_columns="ignore",
     )
 
@@ -54,7 +59,46 @@ def scan_dataset(root: str | Path, dataset: str) -> pl.LazyFrame | None:
     return _scan(str(base / "round=*" / "part-0.parquet"), dataset)
 
 
-CACHE_FILE = "advantage_moments.v1.parquet"
+# per-row summary columns that are never null where the credit stage wrote them (min/max are, for untrained rows)
+_SUMMARY_COUNTS = ("trained_tokens", "advantage_sum", "advantage_sum_sq", "positive_tokens", "negative_tokens")
+
+
+def has_advantage_summary(path: Path) -> bool:
+    """Whether a train_set file holds the per-row advantage summaries (schema v3), judged from its Parquet footer.
+
+    True when every summary column is present and its row-group statistics count no nulls; an
+    older file (schema v2), or one without statistics, is read from its token lists instead.
+    """
+    try:
+        meta = pq.read_metadata(path)
+    except (OSError, ValueError):
+        return False  # unreadable here: the scan that follows names the file
+    arrow = meta.schema.to_arrow_schema()
+    if not all(name in arrow.names for name in SUMMARY_COLUMNS):
+        return False
+    leaves = {meta.schema.column(i).path: i for i in range(meta.num_columns)}
+    for g in range(meta.num_row_groups):
+        for name in _SUMMARY_COUNTS:
+            stats = meta.row_group(g).column(leaves[name]).statistics
+            if stats is None or not stats.has_null_count or stats.null_count:
+                return False
+    return True
+
+
+def file_advantage_moments(files: list[Path]) -> pl.LazyFrame | None:
+    """Advantage moments per (round, kind) of these train_set files, as one lazy query.
+
+    Files with the per-row summaries are read through those scalar columns alone; older ones
+    through their token lists.
+    """
+    summarized = [p for p in files if has_advantage_summary(p)]
+    older = [p for p in files if p not in summarized]
+    parts = ([advantage_moments(_scan([str(p) for p in summarized], "train_set"))] if summarized else []) + \
+            ([token_advantage_moments(_scan([str(p) for p in older], "train_set"))] if older else [])
+    return pl.concat([part.cast(MOMENT_COLUMNS) for part in parts]) if parts else None
+
+
+CACHE_FILE = "advantage_moments.v2.parquet"
 _IDENTITY = {"file_size": pl.Int64, "file_mtime_ns": pl.Int64}
 
 
@@ -63,9 +107,9 @@ def cached_advantage_moments(root: str | Path, cache_dir: Path) -> pl.DataFrame 
 
     A round's entry is reused while its ``train_set`` file keeps its size and modification time
     (round outputs do not change once written; a stage that rewrites one changes both). The
-    token lists, the audit's costliest read, are then read once per round, not once per audit.
-    The cache is ``<cache_dir>/advantage_moments.v1.parquet``; if it cannot be written the
-    moments are still returned.
+    cache is ``<cache_dir>/advantage_moments.v2.parquet``; if it cannot be written the moments
+    are still returned. Since the per-row summary columns it saves little; it matters for train
+    sets written before them, whose token lists are then read once per round, not once per audit.
     """
     files = round_files(root, "train_set")
     if not files:
@@ -84,7 +128,7 @@ def cached_advantage_moments(root: str | Path, cache_dir: Path) -> pl.DataFrame 
             pass  # unreadable cache: recompute
     todo = [k for k in files if k not in set(cached["round"].to_list())]
     if todo:
-        fresh = advantage_moments(_scan([str(files[k]) for k in todo], "train_set")).collect().cast(MOMENT_COLUMNS)
+        fresh = file_advantage_moments([files[k] for k in todo]).collect()
         # a round without trained tokens still gets a (null-kind) row, so it is not recomputed
         empty = pl.DataFrame({"round": [k for k in todo if k not in set(fresh["round"].to_list())]}, schema={"round": ROUND_DTYPE})
         fresh = pl.concat([fresh, empty], how="diagonal").join(identity, on="round", how="left")
@@ -118,10 +162,13 @@ def workspace_inputs(root: str | Path, origin: str | None = None, cache_dir: Pat
     root = Path(root)
     if not root.is_dir():
         raise AuditError(f"{root}: no such directory")
+    if cache_dir is not None:
+        moments = cached_advantage_moments(root, cache_dir)
+    else:
+        moments = file_advantage_moments(list(round_files(root, "train_set").values()))
     return Inputs(
         frames={dataset: scan_dataset(root, dataset) for dataset in DATASETS},
-        metrics=load_metrics(root), origin=origin or str(root),
-        advantage_moments=cached_advantage_moments(root, cache_dir) if cache_dir is not None else None,
+        metrics=load_metrics(root), origin=origin or str(root), advantage_moments=moments,
         rounds_present={dataset: list(round_files(root, dataset)) for dataset in DATASETS},
     )
 

@@ -14,6 +14,21 @@ from pathlib import Path
 STAGES = ("bootstrap", "rollout", "mine", "correct", "archive", "credit", "optimize", "evaluate")
 
 
+def checkpoints_read(command: str, round_id: int | None, params, root: Path) -> list[Path]:
+    """The model directories a stage loads (dvc.yaml's checkpoint dependencies)."""
+    from rlint.stages.common import checkpoint_path
+
+    if command == "bootstrap":
+        return [Path(params.bootstrap.model_path)] if params.bootstrap.model_path else []
+    if command == "archive":
+        return []
+    if command == "evaluate":
+        return [checkpoint_path(root, round_id)]
+    if command == "optimize" and params.optimize.kl_coef > 0 and round_id > 1:
+        return [checkpoint_path(root, round_id - 1), checkpoint_path(root, 0)]
+    return [checkpoint_path(root, round_id - 1)]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="rlint", description=__doc__.splitlines()[0])
     parser.add_argument("--params", default="params.yaml", help="parameters file (default: params.yaml)")
@@ -72,6 +87,11 @@ def main(argv: list[str] | None = None) -> int:
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
+        from rlint.checkpoints import verify_checkpoint
+
+        for model_dir in checkpoints_read(args.command, getattr(args, "round", None), params, root):
+            if model_dir.exists():  # a missing one is reported by the stage, after its other inputs
+                verify_checkpoint(model_dir)  # before any work: a bad model directory is bad input, not a crash
         module = __import__(f"rlint.stages.{args.command}", fromlist=["run"])
         if args.command == "bootstrap":
             module.run(params, root)

@@ -8,6 +8,7 @@ parameter that is silently ignored ruins a run.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -71,9 +72,11 @@ class BootstrapConfig:
     def __post_init__(self) -> None:
         if self.hidden_size % self.heads:
             raise ConfigError(f"bootstrap.hidden_size={self.hidden_size} must be divisible by bootstrap.heads={self.heads}")
-        for name in ("steps", "batch_size", "layers", "heads", "eval_problems", "train_problems"):
+        for name in ("steps", "batch_size", "layers", "heads", "eval_problems", "train_problems", "hidden_size", "intermediate_size", "max_length"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"bootstrap.{name} must be >= 1")
+        if self.lr <= 0:
+            raise ConfigError("bootstrap.lr must be > 0")
 
 
 @dataclass(frozen=True)
@@ -111,11 +114,13 @@ class SamplingConfig:
             raise ConfigError("sampling.temperature must be > 0 (use evaluate.temperature for greedy)")
         if not 0 < self.top_p <= 1:
             raise ConfigError("sampling.top_p must be in (0, 1]")
+        if self.max_new_tokens < 1 or self.batch_size < 1:
+            raise ConfigError("sampling.max_new_tokens and sampling.batch_size must be >= 1")
 
 
 @dataclass(frozen=True)
 class RolloutConfig:
-    prompts_per_round: int = 64  # training problems per round
+    prompts_per_round: int = 32  # training problems per round
     samples_per_prompt: int = 8  # group size G
 
     def __post_init__(self) -> None:
@@ -125,26 +130,31 @@ class RolloutConfig:
 
 @dataclass(frozen=True)
 class MineConfig:
-    continuations_per_probe: int = 8  # M: continuations sampled to estimate one prefix value
+    continuations_per_probe: int = 2  # M: continuations sampled to estimate one prefix value
     value_threshold: float = 0.0  # a prefix whose estimated value is <= this is "not recoverable"
     max_failures: int | None = None  # mine at most this many failures per round (None: all)
+    failures_per_problem: int | None = 1  # mine at most this many failures of each problem, in rollout order (None: all)
     search: str = "binary"  # "binary" over steps; "linear" (scan to the first bad step) or "full" (every step), for comparison
     temperature: float = 1.0  # sampling temperature of the value-probe continuations
 
     def __post_init__(self) -> None:
         if self.continuations_per_probe < 1:
             raise ConfigError("mine.continuations_per_probe must be >= 1")
+        if self.failures_per_problem is not None and self.failures_per_problem < 0:
+            raise ConfigError("mine.failures_per_problem must be >= 0 (or null: all)")
         if not 0.0 <= self.value_threshold < 1.0:
             raise ConfigError("mine.value_threshold must be in [0, 1)")
         if self.temperature <= 0:
             raise ConfigError("mine.temperature must be > 0")
         if self.search not in SEARCHES:
             raise ConfigError(f"mine.search={self.search!r}: use one of {', '.join(SEARCHES)}")
+        if self.max_failures is not None and self.max_failures < 0:
+            raise ConfigError("mine.max_failures must be >= 0 (or null: all)")
 
 
 @dataclass(frozen=True)
 class CorrectConfig:
-    max_samples: int = 16  # extra continuations per failure when none from mining succeeded
+    max_samples: int = 2  # extra continuations per failure when none from mining succeeded
     max_branches: int = 2  # corrected branches kept per failure
 
     def __post_init__(self) -> None:
@@ -170,6 +180,7 @@ class CreditConfig:
     process_weight: float = 1.0  # lambda: weight of the process advantage against the outcome one
     after_error_weight: float = 0.0  # internalized: weight of tokens after the first error (0 masks them)
     branch_weight: float = 1.0  # internalized: scale of corrected-branch advantages
+    continuation_weight: float = 1.0  # internalized: scale of the advantages of mining continuations from good prefixes (0: not trained)
     epsilon: float = 1e-6  # added to the group std
     answer_text: str | None = None  # info_gain: how the reference answer is written after the steps ("{answer}" is replaced); None: the task's own
     score_batch_size: int = 64  # info_gain: sequences per teacher-forced scoring pass
@@ -181,8 +192,8 @@ class CreditConfig:
             raise ConfigError(f"credit.estimator={self.estimator!r}: use one of {', '.join(ESTIMATORS)}")
         if not 0.0 <= self.process_weight <= 1.0:
             raise ConfigError("credit.process_weight must be in [0, 1]")
-        if self.after_error_weight < 0 or self.branch_weight < 0:
-            raise ConfigError("credit.after_error_weight and credit.branch_weight must be >= 0")
+        if self.after_error_weight < 0 or self.branch_weight < 0 or self.continuation_weight < 0:
+            raise ConfigError("credit.after_error_weight, credit.branch_weight and credit.continuation_weight must be >= 0")
         if self.answer_text is not None and "{answer}" not in self.answer_text:
             raise ConfigError(f"credit.answer_text={self.answer_text!r}: must contain {{answer}}")
         if self.score_batch_size < 1:
@@ -193,7 +204,7 @@ class CreditConfig:
 class OptimizeConfig:
     loss: str = "clipped"  # policy loss by name: clipped | ratio (rlint/losses.py)
     aggregation: str = "token_mean"  # token_mean (every trained token counts once) | seq_mean (every sequence counts once)
-    lr: float = 2e-4  # AdamW peak learning rate
+    lr: float = 1e-4  # AdamW peak learning rate
     lr_schedule: str = "constant"  # constant | linear | cosine (decay to 0 over the round), after warmup_steps
     warmup_steps: int = 0  # linear warm-up from 0, in optimizer steps
     epochs: int = 2  # passes over the round's train set
@@ -234,6 +245,10 @@ class EvaluateConfig:
     problems: int = 200  # held-out problems per evaluation
     temperature: float = 0.0  # 0 is greedy decoding
 
+    def __post_init__(self) -> None:
+        if self.problems < 1 or self.temperature < 0:
+            raise ConfigError("evaluate.problems must be >= 1 and evaluate.temperature >= 0")
+
 
 @dataclass(frozen=True)
 class Params:
@@ -261,11 +276,20 @@ class Params:
         if self.mode != "outcome" and not ESTIMATORS[self.credit.estimator].uses_mining:
             raise ConfigError(f"credit.estimator={self.credit.estimator!r} ignores mined failures and corrected branches, so mode={self.mode!r} "
                               "would mine for nothing: set mode: outcome, or credit.estimator: internalized")
+        if self.credit.continuation_weight > 0 and self.mine.temperature != self.sampling.temperature:
+            raise ConfigError(f"credit.continuation_weight={self.credit.continuation_weight} trains mining continuations, sampled at "
+                              f"mine.temperature={self.mine.temperature}, with a loss at sampling.temperature={self.sampling.temperature}: "
+                              "make the two equal, or set credit.continuation_weight: 0")
         for key, item in self.rounds.items():
             if not isinstance(item, dict) or set(item) != {"id", "prev"}:
                 raise ConfigError(f"rounds.{key}: must be a mapping with exactly 'id' and 'prev'")
+            if not all(type(item[name]) is int for name in ("id", "prev")):
+                raise ConfigError(f"rounds.{key}: 'id' and 'prev' must be integers, got {item}")
             if item["prev"] != item["id"] - 1 or key != f"r{item['id']}":
                 raise ConfigError(f"rounds.{key}: expected r<k>: {{id: k, prev: k-1}}, got {item}")
+        ids = sorted(item["id"] for item in self.rounds.values())
+        if ids != list(range(1, len(ids) + 1)):
+            raise ConfigError(f"rounds: ids must be 1, 2, ... without gaps (each round reads the previous one's checkpoint), got {ids}")
 
 
 def _coerce(value, annotation, where: str):
@@ -283,6 +307,8 @@ def _coerce(value, annotation, where: str):
         return _build(hint, value, where)
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if hint is float and isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{where}: expected a finite number, got {value!r}")
     if hint is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__}")
@@ -297,7 +323,7 @@ def _build(cls, raw: dict, where: str):
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(raw) - known)
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        raise ConfigError(f"{where + ': ' if where else ''}unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
     values = {k: _coerce(v, hints[k], f"{where}.{k}" if where else k) for k, v in raw.items()}
     try:
         return cls(**values)

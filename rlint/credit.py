@@ -15,7 +15,9 @@ Two layers, both pure functions over arrays:
                     with a located first error e gets ``(1 - lambda) * a`` on its good prefix (0 by
                     default: not penalised), ``lambda * (V(e) - V(e-1)) + (1 - lambda) * a`` on step e,
                     ``a`` with weight ``after_error_weight`` after it (0 masks); a corrected branch
-                    gets ``branch_weight * (reward - V(branch point))`` on each of its tokens;
+                    gets ``branch_weight * (reward - V(branch point))`` on each of its tokens, and
+                    every other mining continuation from a good prefix p gets
+                    ``continuation_weight * (reward - V(p))`` (0: not trained);
   ``info_gain``     step-wise marginal information gain (Wang et al. 2026, arXiv 2602.01034): the
                     outcome advantage on the whole completion plus ``lambda * g_j`` on the tokens of
                     reasoning step j, where ``g_j`` is the rise of the policy's probability of the
@@ -32,6 +34,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from rlint.steps import prefix_offset
 
 TokenCredit = tuple[np.ndarray, np.ndarray]  # advantages (T,), loss weights (T,)
 
@@ -128,7 +132,7 @@ def info_gain_token_advantages(n_tokens: int, step_ends: list[int], answer_probs
     advantages = np.full(n_tokens, outcome_advantage, dtype=np.float32)
     gains = watermark_gains(answer_probs)
     for step, gain in enumerate(gains):
-        start = step_ends[step - 1] if step else 0
+        start = prefix_offset(step_ends, step)
         advantages[start:step_ends[step]] += process_weight * gain
     return advantages, np.ones(n_tokens, dtype=np.float32)
 
@@ -151,7 +155,8 @@ class BranchInput:
     parent: int  # index of the parent rollout in CreditInputs
     n_tokens: int
     reward: float
-    value_before: float
+    value_before: float  # estimated value of the prefix the sample continues
+    kind: str = "branch"  # "branch": a verified correction; "continuation": any mining sample from a good prefix
 
 
 @dataclass(frozen=True)
@@ -215,7 +220,8 @@ def internalized(inputs: CreditInputs, cfg) -> tuple[list[TokenCredit], list[Tok
         else:
             rollouts.append(failure_token_advantages(n, inputs.step_ends[i], failure.first_error_step, failure.value_before,
                                                      failure.value_after, float(a), cfg.process_weight, cfg.after_error_weight))
-    branches = [branch_token_advantages(b.n_tokens, b.reward, b.value_before, cfg.branch_weight) for b in inputs.branches]
+    weight = {"branch": cfg.branch_weight, "continuation": cfg.continuation_weight}
+    branches = [branch_token_advantages(b.n_tokens, b.reward, b.value_before, weight[b.kind]) for b in inputs.branches]
     return rollouts, branches
 
 

@@ -11,18 +11,20 @@ rows together across stages and rounds::
     archive_id  = failure_id of an archived hard failure; replays of it carry it in ``rollouts``
 
 ``policy_version`` is the round of the checkpoint that sampled the row (0: the base policy).
-Writes are atomic: a temporary file in the same folder, then a rename.
+Writes are atomic (rlint/atomic.py): a temporary file in the same folder, then a rename.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-SCHEMA_VERSION = "2"
+from rlint.atomic import replace_file_atomic
+
+SCHEMA_VERSION = "3"  # 3: train_set per-row advantage summaries
 
 _ids = pa.list_(pa.int32())
 _floats = pa.list_(pa.float32())
@@ -119,7 +121,7 @@ SCHEMAS: dict[str, pa.Schema] = {
     ]),
     "train_set": pa.schema([
         ("example_id", pa.string()),
-        ("kind", pa.string()),  # "rollout" or "branch"
+        ("kind", pa.string()),  # "rollout", "branch" or "continuation" (a mining sample from a good prefix)
         ("rollout_id", pa.string()),  # the rollout, or the branch's parent
         ("round", pa.int32()),
         ("policy_version", pa.int32()),
@@ -131,6 +133,14 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("loss_weights", _floats),  # per-token weight, 0 masks the token
         ("reward", pa.float32()),
         ("sft", pa.bool_()),  # passed the task's format gate and its verifier: eligible for the supervised loss
+        # the row's advantages over its trained tokens (loss weight > 0), so readers need not decode the lists
+        ("trained_tokens", pa.int32()),
+        ("advantage_sum", pa.float64()),
+        ("advantage_sum_sq", pa.float64()),
+        ("positive_tokens", pa.int32()),  # trained tokens with advantage > 0
+        ("negative_tokens", pa.int32()),  # trained tokens with advantage < 0
+        ("advantage_min", pa.float32()),  # null when no token is trained
+        ("advantage_max", pa.float32()),
     ]),
     "eval": pa.schema([
         ("round", pa.int32()),
@@ -167,13 +177,7 @@ def to_table(dataset: str, rows: list[dict]) -> pa.Table:
 
 
 def write_atomic(table: pa.Table, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        pq.write_table(table, tmp, compression="zstd", compression_level=3)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    replace_file_atomic(path, lambda tmp: pq.write_table(table, tmp, compression="zstd", compression_level=3))
 
 
 def write_rows(root: str | Path, dataset: str, round_id: int, rows: list[dict]) -> Path:
@@ -183,16 +187,94 @@ def write_rows(root: str | Path, dataset: str, round_id: int, rows: list[dict]) 
 
 
 def read_table(root: str | Path, dataset: str, round_id: int) -> pa.Table:
-    """Read one round of a dataset, checking that its columns match the schema."""
+    """Read one round of a dataset, checking its schema and its rows (see :func:`check_rows`)."""
     path = dataset_path(root, dataset, round_id)
     if not path.is_file():
         raise DataError(f"{path}: missing; run the stage that writes '{dataset}' for round {round_id} first")
-    table = pq.read_table(path)
+    try:
+        table = pq.read_table(path)
+        table.validate(full=True)  # offsets in range, strings valid UTF-8: what a damaged file breaks
+        table.schema.names  # noqa: B018  (column names decode)
+    except (pa.ArrowException, OSError, UnicodeDecodeError) as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise DataError(f"{path}: not a readable Parquet file: {reason}") from None
     expected = SCHEMAS[dataset]
     if table.schema.remove_metadata() != expected:
         missing = sorted(set(expected.names) - set(table.schema.names))
-        raise DataError(f"{path}: schema differs from '{dataset}' v{SCHEMA_VERSION}" + (f"; missing columns {missing}" if missing else ""))
+        extra = sorted(set(table.schema.names) - set(expected.names))
+        wrong = [f"{f.name} is {table.schema.field(f.name).type}, expected {f.type}" for f in expected
+                 if f.name in table.schema.names and table.schema.field(f.name).type != f.type]
+        detail = "; ".join(filter(None, [f"missing columns {missing}" if missing else "", f"unknown columns {extra}" if extra else "",
+                                         "field " + ", field ".join(wrong) if wrong else ""]))
+        raise DataError(f"{path}: schema differs from '{dataset}' v{SCHEMA_VERSION}" + (f"; {detail}" if detail else ""))
+    check_rows(table, dataset, round_id, path)
     return table
+
+
+# per-token (or per-probe) lists that must be as long as another list of the same row
+ALIGNED = {
+    "rollouts": [("logprobs", "token_ids")],
+    "continuations": [("logprobs", "token_ids")],
+    "branches": [("logprobs", "token_ids")],
+    "failures": [("probe_values", "probe_steps")],
+    "train_set": [("logprobs", "token_ids"), ("advantages", "token_ids"), ("loss_weights", "token_ids")],
+}
+REWARDED = ("rollouts", "continuations", "branches", "eval")  # reward: 1 right, 0 wrong, null unscorable
+
+
+def _first(mask) -> int | None:
+    """Index of the first true entry of a boolean array (nulls count as false), or None."""
+    index = pc.index(pc.fill_null(mask, False), True).as_py()
+    return None if index < 0 else index
+
+
+def check_rows(table: pa.Table, dataset: str, round_id: int, path: Path | str) -> None:
+    """Refuse rows that no stage writes: the error names the file, the 1-based row and the field.
+
+    Ids present, non-empty and unique; ``round`` is the file's round; integers (counts, ids,
+    offsets, token ids) non-negative; floats finite; rewards 0, 1 or null; per-token lists as
+    long as their tokens; step ends increasing and within the completion.
+    """
+    def fail(row: int, field: str, what: str):
+        raise DataError(f"{path}: row {row + 1}: field '{field}' {what}")
+
+    key = SORT_KEYS[dataset]
+    ids = table.column(key)
+    if (row := _first(pc.or_(pc.is_null(ids), pc.equal(pc.utf8_length(pc.fill_null(ids, "")), 0)))) is not None:
+        fail(row, key, "is empty")
+    unique = pc.unique(ids)
+    if len(unique) != len(ids):
+        counts = pc.value_counts(ids)
+        duplicate = counts.field("values").filter(pc.greater(counts.field("counts"), 1))[0]
+        first, second = pc.indices_nonzero(pc.equal(ids, duplicate))[:2].to_pylist()
+        fail(second, key, f"repeats id {duplicate.as_py()!r} of row {first + 1}")
+    if (row := _first(pc.not_equal(table.column("round"), round_id))) is not None:
+        fail(row, "round", f"is {table.column('round')[row].as_py()}, but the file is round {round_id}")
+    for field in table.schema:
+        column = table.column(field.name)
+        values = pc.list_flatten(column) if pa.types.is_list(field.type) else column
+        parents = pc.list_parent_indices(column) if pa.types.is_list(field.type) else None
+        if pa.types.is_integer(values.type):
+            bad = _first(pc.less(values, 0))
+            what = "is negative"
+        elif pa.types.is_floating(values.type):
+            bad = _first(pc.invert(pc.is_finite(values)))
+            what = "is not a finite number"
+        else:
+            continue
+        if bad is not None:
+            fail(bad if parents is None else parents[bad].as_py(), field.name, what)
+    if dataset in REWARDED:
+        reward = table.column("reward")
+        if (row := _first(pc.and_(pc.is_valid(reward), pc.invert(pc.is_in(reward, pa.array([0.0, 1.0], pa.float32())))))) is not None:
+            fail(row, "reward", f"is {reward[row].as_py()}; rewards are 1, 0 or null")
+    for values, tokens in ALIGNED.get(dataset, []):
+        if (row := _first(pc.not_equal(pc.list_value_length(table.column(values)), pc.list_value_length(table.column(tokens))))) is not None:
+            fail(row, values, f"has {len(table.column(values)[row])} entries for {len(table.column(tokens)[row])} in '{tokens}'")
+    if dataset == "rollouts":
+        for row, (ends, tokens) in enumerate(zip(table.column("step_ends").to_pylist(), table.column("token_ids").to_pylist())):
+            if ends and (any(b <= a for a, b in zip(ends, ends[1:])) or ends[-1] > len(tokens)):
+                fail(row, "step_ends", f"must increase and stay within the {len(tokens)} completion tokens, got {ends}")
 
 
 def read_rows(root: str | Path, dataset: str, round_id: int) -> list[dict]:

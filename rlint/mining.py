@@ -24,6 +24,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Callable
 
+from rlint.steps import prefix_offset
+
 Tokens = tuple[int, ...]
 
 
@@ -107,7 +109,7 @@ class FailureSearch:
 
     def prefix(self, steps: int) -> Tokens:
         """Prompt plus the first ``steps`` steps of the completion."""
-        return self.prompt_ids + self.token_ids[: self.step_ends[steps - 1] if steps > 0 else 0]
+        return self.prompt_ids + self.token_ids[: prefix_offset(self.step_ends, steps)]
 
     @property
     def sequence(self) -> Tokens:

@@ -7,6 +7,7 @@ from pathlib import Path
 import yaml
 
 from rlint.config import ConfigError, load_params
+from rlint.atomic import replace_file_atomic
 
 
 def add_round(params_path: str | Path) -> int:
@@ -24,7 +25,5 @@ def add_round(params_path: str | Path) -> int:
     lines.append(f"  r{next_id}: {{id: {next_id}, prev: {next_id - 1}}}")
     new_text = "\n".join(lines) + "\n"
     assert yaml.safe_load(new_text)["rounds"][f"r{next_id}"] == {"id": next_id, "prev": next_id - 1}
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(new_text, encoding="utf-8")
-    tmp.replace(path)
+    replace_file_atomic(path, lambda tmp: tmp.write_text(new_text, encoding="utf-8"))
     return next_id

@@ -2,21 +2,22 @@
 
     python scripts/bench_audit.py                       # 50 rounds x 200,000 rollouts in a temporary dir
     python scripts/bench_audit.py --rounds 5 --rollouts 20000 --keep /tmp/bench
+    python scripts/bench_audit.py --keep /tmp/bench --token-lists   # + the path for old train sets
 
 Every dataset the summary reads is generated with the schema of ``rlint/data.py`` (rollouts,
-failures, corrections, branches, train_set, eval, archive, metrics JSON), with short list columns
-(8 completion tokens) to fit disk and memory; continuations are not generated (the summary does not
-read them). Then ``rlint audit`` runs in fresh processes (imports included): cold (no cache: every
-round's token lists are read), warm (the per-round advantage-moment cache of ``ROOT/audit/cache``
-holds every round), and with plots and HTML; each line gives the wall time and the machine load.
-The computation alone, with every round read, is timed in-process too.
-"""
+failures, corrections, branches, train_set with its per-row advantage summaries, eval, archive,
+metrics JSON), with short list columns (8 completion tokens) to fit disk and memory;
+continuations are not generated (the summary does not read them). Then ``rlint audit`` runs in
+fresh processes (imports included): cold (the first audit: no cache; and ``--no-cache``), warm
+(the per-round advantage-moment cache of ``ROOT/audit/cache`` holds every round), and with plots
+and HTML. Each line gives the wall time, the CPU time (user + sys) and the machine load."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -29,7 +30,7 @@ import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from rlint.data import SCHEMAS, dataset_path, write_atomic  # noqa: E402
+from rlint.data import SCHEMA_VERSION, SCHEMAS, dataset_path, write_atomic  # noqa: E402
 
 TOKENS = 8  # completion tokens per row (short lists keep 50 x 200,000 rollouts at a few GB)
 PROMPT_TOKENS = 6
@@ -44,6 +45,21 @@ def _lists(n: int, width: int, values: np.ndarray) -> pa.ListArray:
 def _table(dataset: str, columns: dict) -> pa.Table:
     schema = SCHEMAS[dataset]
     return pa.Table.from_arrays([columns[name] for name in schema.names], schema=schema)
+
+
+def advantage_summaries(adv: np.ndarray, weights: np.ndarray) -> dict[str, pa.Array]:
+    """The train set's per-row summary columns, as rlint.stages.credit.advantage_summary gives them, for (rows, tokens) arrays."""
+    values, trained = adv.astype(np.float32).astype(np.float64), weights.astype(np.float32) > 0
+    none = trained.sum(1) == 0
+    return {
+        "trained_tokens": pa.array(trained.sum(1).astype(np.int32)),
+        "advantage_sum": pa.array(np.where(trained, values, 0.0).sum(1)),
+        "advantage_sum_sq": pa.array(np.where(trained, values * values, 0.0).sum(1)),
+        "positive_tokens": pa.array((trained & (values > 0)).sum(1).astype(np.int32)),
+        "negative_tokens": pa.array((trained & (values < 0)).sum(1).astype(np.int32)),
+        "advantage_min": pa.array(np.where(trained, values, np.inf).min(1).astype(np.float32), mask=none),
+        "advantage_max": pa.array(np.where(trained, values, -np.inf).max(1).astype(np.float32), mask=none),
+    }
 
 
 def make_round(root: Path, k: int, n: int, rng: np.random.Generator) -> dict[str, int]:
@@ -70,6 +86,7 @@ def make_round(root: Path, k: int, n: int, rng: np.random.Generator) -> dict[str
         "step_ends": _lists(n, STEPS, np.tile(np.arange(2, TOKENS + 1, 2, dtype=np.int32), n)),
         "completion": pa.array(["1+2=3\n3+4=7\nA:7\n"] * n), "finish_reason": pa.array(["stop"] * n),
         "reward": pa.array(reward, mask=reward_mask), "true_first_error_step": pa.array(true_step, mask=right),
+        "archive_id": pa.nulls(n, pa.string()), "prefix_token_count": pa.array(np.zeros(n, dtype=np.int32)),  # fresh problems, no replays
     }), dataset_path(root, "rollouts", k))
 
     failed = np.flatnonzero(~right)
@@ -130,6 +147,8 @@ def make_round(root: Path, k: int, n: int, rng: np.random.Generator) -> dict[str
     adv = np.concatenate([rollout_adv.reshape(-1), branch_adv]).astype(np.float32)
     weights = np.concatenate([rollout_w.reshape(-1), np.ones(b * TOKENS, dtype=np.float32)])
     train_rollouts = rollout_ids + [rollout_ids[i] for i in parents]
+    train_reward = np.concatenate([reward, np.ones(b, dtype=np.float32)])
+    train_reward_mask = np.concatenate([reward_mask, np.zeros(b, dtype=bool)])
     write_atomic(_table("train_set", {
         "example_id": pa.array(rollout_ids + branch_ids), "kind": pa.array(["rollout"] * n + ["branch"] * b),
         "rollout_id": pa.array(train_rollouts), "round": pa.array(np.full(t, k, dtype=np.int32)),
@@ -137,7 +156,9 @@ def make_round(root: Path, k: int, n: int, rng: np.random.Generator) -> dict[str
         "context_token_ids": _lists(t, PROMPT_TOKENS, rng.integers(0, 30, t * PROMPT_TOKENS, dtype=np.int32)),
         "token_ids": _lists(t, TOKENS, np.concatenate([rng.integers(0, 30, n * TOKENS, dtype=np.int32), branch_tokens])),
         "logprobs": _lists(t, TOKENS, -rng.random(t * TOKENS, dtype=np.float32)), "advantages": _lists(t, TOKENS, adv),
-        "loss_weights": _lists(t, TOKENS, weights), "reward": pa.array(np.concatenate([reward, np.ones(b, dtype=np.float32)])),
+        "loss_weights": _lists(t, TOKENS, weights), "reward": pa.array(train_reward, mask=train_reward_mask),
+        "sft": pa.array((train_reward == 1.0) & ~train_reward_mask),
+        **advantage_summaries(adv.reshape(t, TOKENS), weights.reshape(t, TOKENS)),
     }), dataset_path(root, "train_set", k))
 
     e = 200
@@ -175,55 +196,74 @@ def load() -> str:
     return f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} cores"
 
 
+def _cpu(usage: resource.struct_rusage) -> float:
+    return usage.ru_utime + usage.ru_stime
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=50)
     parser.add_argument("--rollouts", type=int, default=200_000, help="rollouts per round")
     parser.add_argument("--keep", type=Path, help="generate into this folder (reused if it holds the data) instead of a temporary one")
-    parser.add_argument("--repeat", type=int, default=3, help="timed runs of the summary")
+    parser.add_argument("--repeat", type=int, default=3, help="timed runs of each kind of summary")
+    parser.add_argument("--token-lists", action="store_true",
+                        help="also time the audit's path for train sets without summary columns (every token list read) and check it gives the same figures")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="rlint-bench-audit-") as tmp:
         root = args.keep or Path(tmp)
         marker = root / "bench.json"
-        if marker.is_file() and json.loads(marker.read_text())["args"] == [args.rounds, args.rollouts]:
+        if marker.is_file() and json.loads(marker.read_text()).get("args") == [args.rounds, args.rollouts, SCHEMA_VERSION]:
             totals = json.loads(marker.read_text())["rows"]
             print(f"reusing {root}")
         else:
+            shutil.rmtree(root / "data", ignore_errors=True)
+            shutil.rmtree(root / "audit", ignore_errors=True)
             started, totals = time.monotonic(), {}
             for k in range(1, args.rounds + 1):
                 for name, count in make_round(root, k, args.rollouts, np.random.default_rng(k)).items():
                     totals[name] = totals.get(name, 0) + count
             print(f"generated {args.rounds} rounds in {time.monotonic() - started:.1f} s into {root}")
-            marker.write_text(json.dumps({"args": [args.rounds, args.rollouts], "rows": totals}))
+            marker.write_text(json.dumps({"args": [args.rounds, args.rollouts, SCHEMA_VERSION], "rows": totals}))
         size = sum(p.stat().st_size for p in (root / "data").rglob("*.parquet"))
         print("rows: " + ", ".join(f"{name} {count:,}" for name, count in totals.items()) + f"; Parquet {size / 2**30:.2f} GiB")
-
-        from rlint.audit import audit
-        from rlint.audit_sources import workspace_inputs
-
-        for _ in range(args.repeat):
-            started = time.monotonic()
-            result = audit(workspace_inputs(root))
-            print(f"audit computation, every round read (in-process): {time.monotonic() - started:.2f} s, {result.rounds.height} rounds; {load()}")
         cache = root / "audit" / "cache"
         env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
 
         def cli(label: str, *extra: str) -> subprocess.CompletedProcess:
-            started = time.monotonic()
+            before, started = _cpu(resource.getrusage(resource.RUSAGE_CHILDREN)), time.monotonic()
             done = subprocess.run([sys.executable, "-m", "rlint.cli", "audit", "--root", str(root), *extra], capture_output=True, text=True, env=env)
-            wall = time.monotonic() - started
+            wall, cpu = time.monotonic() - started, _cpu(resource.getrusage(resource.RUSAGE_CHILDREN)) - before
             if done.returncode != 0:
                 sys.exit(f"rlint audit failed: {done.stderr.strip()}")
-            print(f"`rlint audit {' '.join(extra)}` {label}, fresh process (imports included): {wall:.2f} s wall; {load()}")
+            print(f"{label:<8} `rlint audit {' '.join(extra)}`: {wall:6.2f} s wall, {cpu:6.2f} s CPU (user+sys); {load()}", flush=True)
             return done
 
-        shutil.rmtree(cache, ignore_errors=True)
-        cli("summary, cold: no cache, every round's token lists read")
+        print("each run in a fresh process, imports included")
         for _ in range(args.repeat):
-            done = cli("summary, warm: advantage moments of every round cached")
-        cli("summary, cold, cache off", "--no-cache")
-        cli("summary + 7 SVG plots + HTML, warm", "--plots", str(root / "audit"), "--html", str(root / "audit" / "report.html"))
+            shutil.rmtree(cache, ignore_errors=True)
+            cli("cold")  # the first audit of a workspace: no cache, every round read (and the cache written)
+        for _ in range(args.repeat):
+            cli("cold", "--no-cache")  # nothing cached, nothing written
+        for _ in range(args.repeat):
+            done = cli("warm")  # every round's advantage moments from the cache
+        cli("warm", "--plots", str(root / "audit"), "--html", str(root / "audit" / "report.html"))
         print("\n".join(done.stdout.splitlines()[:12]))
+
+        if args.token_lists:
+            from dataclasses import replace
+
+            from polars.testing import assert_frame_equal
+
+            from rlint.audit import audit
+            from rlint.audit_sources import workspace_inputs
+
+            fast = audit(workspace_inputs(root))
+            before, started = _cpu(resource.getrusage(resource.RUSAGE_SELF)), time.monotonic()
+            slow = audit(replace(workspace_inputs(root), advantage_moments=None))  # None: from the token lists
+            wall, cpu = time.monotonic() - started, _cpu(resource.getrusage(resource.RUSAGE_SELF)) - before
+            print(f"token lists (schema v2 path, in-process, every advantage and loss weight read): {wall:.2f} s wall, {cpu:.2f} s CPU; {load()}")
+            assert_frame_equal(fast.advantages, slow.advantages, rel_tol=1e-9, abs_tol=1e-9)
+            print("the per-row summary columns and the token lists give the same advantage statistics (rel. tol. 1e-9)")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Mining quality and cost on the embedded task, by the real rollout, mine and correct stages.
 
 Usage: python scripts/bench_mining.py [--checkpoint checkpoints/round=0] [--prompts 64] [--samples 8]
-       [--continuations 8] [--threshold 0.0] [--out /tmp/rlint-bench-mining]
+       [--continuations M] [--threshold T] [--failures-per-problem N] [--out /tmp/rlint-bench-mining]
 
 Samples rollouts of the given policy once, mines the same failures three times with the same
 reuse rules (binary search over steps; the linear scan that stops at the first bad prefix; the
@@ -9,7 +9,10 @@ full scan that estimates every prefix, as value-labelling methods do), corrects 
 binary-search failures, and prints:
 - localization accuracy: share of located first errors equal to the ground-truth first error;
 - cost: continuations per failure, binary against both scans;
-- correction yield: share of located failures with at least one verified corrected branch.
+- correction yield: share of located failures with at least one verified corrected branch;
+- how the mislocated failures miss (first error placed too early or too late) and how many
+  successful rollouts reach the right answer through a step the checker marks wrong: such
+  errors cancel, so the prefix after them still has value > 0 and is judged recoverable.
 """
 
 from __future__ import annotations
@@ -18,12 +21,20 @@ import argparse
 import dataclasses
 import logging
 import shutil
+import sys
 import time
 from pathlib import Path
 
-from rlint.config import load_params
+from rlint.config import ConfigError, load_params
 from rlint.data import read_rows
+from rlint.mining import SEARCHES
+from rlint.policy import CheckpointError, check_checkpoint
 from rlint.stages import correct, mine, rollout
+
+
+def _given(**options) -> dict:
+    """The options given on the command line (not None); the others keep params.yaml's values."""
+    return {key: value for key, value in options.items() if value is not None}
 
 
 def main() -> None:
@@ -32,23 +43,35 @@ def main() -> None:
     parser.add_argument("--checkpoint", default="checkpoints/round=0")
     parser.add_argument("--prompts", type=int, default=64)
     parser.add_argument("--samples", type=int, default=8)
-    parser.add_argument("--continuations", type=int, default=8)
-    parser.add_argument("--threshold", type=float, default=0.0)
+    parser.add_argument("--continuations", type=int, default=None, help="mine.continuations_per_probe (default: params.yaml)")
+    parser.add_argument("--threshold", type=float, default=None, help="mine.value_threshold (default: params.yaml)")
+    parser.add_argument("--failures-per-problem", type=int, default=None, help="mine.failures_per_problem (default: every failure)")
     parser.add_argument("--temperature", type=float, default=None, help="mine.temperature (default: params.yaml)")
     parser.add_argument("--out", default="/tmp/rlint-bench-mining")
     parser.add_argument("--searches", default="binary,linear,full", help="comma-separated strategies; binary is always run")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    base = load_params(args.params)
-    params = dataclasses.replace(
-        base, mode="internalized",
-        rollout=dataclasses.replace(base.rollout, prompts_per_round=args.prompts, samples_per_prompt=args.samples),
-        mine=dataclasses.replace(base.mine, continuations_per_probe=args.continuations, value_threshold=args.threshold, max_failures=None,
-                                 temperature=args.temperature or base.mine.temperature),
-    )
+    try:
+        base = load_params(args.params)
+        check_checkpoint(args.checkpoint)
+        params = dataclasses.replace(
+            base, mode="internalized",
+            rollout=dataclasses.replace(base.rollout, prompts_per_round=args.prompts, samples_per_prompt=args.samples),
+            # this benchmark trains nothing: continuation rows (which need mine.temperature == sampling.temperature) are off
+            credit=dataclasses.replace(base.credit, continuation_weight=0.0),
+            mine=dataclasses.replace(base.mine, **_given(continuations_per_probe=args.continuations, value_threshold=args.threshold,
+                                                         temperature=args.temperature),
+                                     max_failures=None, failures_per_problem=args.failures_per_problem),
+        )
+    except (ConfigError, CheckpointError) as err:
+        print(f"bench_mining: {err}", file=sys.stderr)
+        sys.exit(2)
+    names = ["binary"] + [n for n in args.searches.split(",") if n and n != "binary"]
+    if unknown := [n for n in names if n not in SEARCHES]:
+        print(f"bench_mining: --searches: unknown {unknown}; choose from {list(SEARCHES)}", file=sys.stderr)
+        sys.exit(2)
     out = Path(args.out)
     shutil.rmtree(out, ignore_errors=True)
-    names = ["binary"] + [n for n in args.searches.split(",") if n and n != "binary"]
     roots = {name: out / name for name in names}
     for root in roots.values():
         shutil.copytree(args.checkpoint, root / "checkpoints" / "round=0")
@@ -65,7 +88,8 @@ def main() -> None:
         results[name] = (metrics, failures, time.monotonic() - started)
     correct_metrics = correct.run(params, 1, roots["binary"])
 
-    print(f"\nM = {args.continuations} continuations per probe, value threshold {args.threshold}, mining temperature {params.mine.temperature}")
+    print(f"\nM = {params.mine.continuations_per_probe} continuations per probe, value threshold {params.mine.value_threshold}, "
+          f"mining temperature {params.mine.temperature}")
     print(f"{'search':8s} {'failures':>8s} {'located':>8s} {'loc_acc':>8s} {'cont/failure':>13s} {'tokens/failure':>15s} {'seconds':>8s}")
     for name, (metrics, failures, seconds) in results.items():
         print(f"{name:8s} {metrics['failures']:8d} {metrics['failures_located']:8d} {metrics['localization_accuracy'] or 0:8.3f} "
@@ -74,10 +98,17 @@ def main() -> None:
     for name in names[1:]:
         print(f"\ncost ratio binary/{name} (continuations): {binary['continuations'] / max(1, results[name][0]['continuations']):.3f}", end="")
     print()
-    decided = {}
+    decided, misplaced = {}, {"too early": 0, "too late": 0}
     for failure in results["binary"][1]:
         decided[failure["decided_by"]] = decided.get(failure["decided_by"], 0) + 1
+        mined, true = failure["first_error_step"], failure["true_first_error_step"]
+        if mined is not None and true is not None and mined != true:
+            misplaced["too early" if mined < true else "too late"] += 1
     print(f"decided by: {decided}")
+    rollouts = read_rows(roots["binary"], "rollouts", 1)
+    right_by_wrong_steps = sum(r["reward"] == 1.0 and r["true_first_error_step"] is not None for r in rollouts)
+    print(f"mislocated (binary): {misplaced}; right answers through a wrong step: {right_by_wrong_steps} of "
+          f"{sum(r['reward'] == 1.0 for r in rollouts)} successful rollouts")
     print(f"correction yield: {correct_metrics['correction_yield']:.3f} ({correct_metrics['failures_corrected']} of {binary['failures_located']} located failures, "
           f"{correct_metrics['correction_samples']} extra samples)")
 

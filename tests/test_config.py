@@ -26,6 +26,8 @@ def test_repository_params_load():
     ("sampling:\n  vllm:\n    dtype: int8\n", "sampling.vllm.dtype='int8'"),
     ("sampling:\n  vllm:\n    gpu_memory_utilization: 1.5\n", "sampling.vllm.gpu_memory_utilization"),
     ("sampling:\n  vllm:\n    enforce_eager: 1\n", "sampling.vllm.enforce_eager: expected bool"),
+    ("credit:\n  continuation_weight: -1\n", "credit.continuation_weight"),
+    ("mine:\n  temperature: 0.7\n", "mine.temperature=0.7"),
 ])
 def test_bad_params_name_file_and_key(tmp_path, text, fragment):
     path = tmp_path / "params.yaml"

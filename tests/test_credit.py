@@ -235,3 +235,43 @@ def test_sft_gate_reads_a_replayed_rollout_with_its_archived_prefix():
     assert rows[0]["sft"] is False  # the completion alone has no reasoning line
     rows = build_train_set([replay, _rollout(1, "p", 0.0)], [], [], Params(mode="internalized"), replay_prefixes={replay["rollout_id"]: "1+1=2\n2+2=4\n"})
     assert rows[0]["sft"] is True
+
+
+def _continuation(cid, failure_id, steps, offset, reward, tokens):
+    return {"continuation_id": cid, "failure_id": failure_id, "prefix_steps": steps, "prefix_token_count": offset, "token_ids": tokens,
+            "logprobs": [-0.5] * len(tokens), "completion": "3+3=6\nA:6\n", "reward": reward}
+
+
+def test_good_prefix_continuations_by_hand():
+    from rlint.stages.credit import good_prefix_continuations
+
+    failures = [{"failure_id": "f", "first_error_step": 3, "value_before": 0.25, "probe_steps": [2, 1], "probe_values": [0.5, 0.75]},
+                {"failure_id": "u", "first_error_step": None, "value_before": None, "probe_steps": [0], "probe_values": [0.0]}]
+    conts = [
+        _continuation("f-p1-c0", "f", 1, 2, 1.0, [7]),    # good prefix, probe value 0.75 -> kept, value 0.75
+        _continuation("f-p2-c0", "f", 2, 4, 0.0, [8]),    # last good prefix: value_before (0.25) wins over the probe's 0.5
+        _continuation("f-p2-c1", "f", 2, 4, 1.0, [9]),    # already a branch -> left out
+        _continuation("f-p3-c0", "f", 3, 6, 1.0, [10]),   # the wrong step's prefix: not good -> left out
+        _continuation("f-p0-c0", "f", 0, 0, 0.0, [11]),   # no probe at 0 -> mean of its own draws (0.0)
+        _continuation("u-p0-c0", "u", 0, 0, 0.0, [12]),   # unlocated failure -> left out
+    ]
+    got = good_prefix_continuations(failures, conts, [{"branch_id": "f-p2-c1"}])
+    assert [(c["continuation_id"], v) for c, v in got] == [("f-p1-c0", 0.75), ("f-p2-c0", 0.25), ("f-p0-c0", 0.0)]
+
+
+def test_continuation_rows_carry_reward_minus_prefix_value():
+    rollouts = [_rollout(0, "p", 1.0), _rollout(1, "p", 0.0)]
+    failures = [{"failure_id": "r1-p-s1", "first_error_step": 2, "value_before": 0.5, "value_after": 0.0, "probe_steps": [1], "probe_values": [0.5]}]
+    conts = [_continuation("r1-p-s1-p1-c0", "r1-p-s1", 1, 2, 0.0, [40, 41]), _continuation("r1-p-s1-p0-c0", "r1-p-s1", 0, 0, 1.0, [42])]
+    params = Params(mode="internalized", credit=CreditConfig(continuation_weight=0.5))
+    rows = build_train_set(rollouts, failures, [], params, continuations=conts)
+    assert [r["kind"] for r in rows] == ["rollout", "rollout", "continuation", "continuation"]
+    first, second = rows[2], rows[3]
+    assert first["context_token_ids"] == [1, 2, 10, 11] and first["token_ids"] == [40, 41]
+    assert first["advantages"] == pytest.approx([0.5 * (0.0 - 0.5)] * 2)  # weight * (reward - V(prefix of 1 step))
+    # no probe at the prompt: its value is the mean of its own draws (one, of reward 1), so 1 - 1 = 0
+    assert second["context_token_ids"] == [1, 2] and second["advantages"] == pytest.approx([0.0])
+    off = build_train_set(rollouts, failures, [], Params(mode="internalized", credit=CreditConfig(continuation_weight=0.0)), continuations=conts)
+    assert [r["kind"] for r in off] == ["rollout", "rollout"]  # continuation_weight 0: not trained
+    assert [r["kind"] for r in build_train_set(rollouts, failures, [], Params(mode="outcome", credit=CreditConfig(continuation_weight=0.5)),
+                                               continuations=conts)] == ["rollout", "rollout"]

@@ -19,6 +19,7 @@ from rlint.config import Params, round_seed
 from rlint.data import read_rows, write_rows
 from rlint.engine import SamplingRequest, load_engine
 from rlint.stages.common import checkpoint_path, metrics_path, seed_everything, write_json_atomic
+from rlint.steps import prefix_context, prefix_offset
 from rlint.tasks import load_task
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,7 @@ log = logging.getLogger(__name__)
 def last_good_prefix(failure: dict, parent: dict) -> tuple[int, int]:
     """``(steps, token offset)`` of the failure's last good prefix in its parent's completion."""
     steps = failure["first_error_step"] - 1
-    return steps, (parent["step_ends"][steps - 1] if steps > 0 else 0)
+    return steps, prefix_offset(parent["step_ends"], steps)
 
 
 def branch_candidates(failure: dict, parent: dict, known: list[dict]) -> list[dict]:
@@ -38,7 +39,7 @@ def branch_candidates(failure: dict, parent: dict, known: list[dict]) -> list[di
     comes after the last good prefix; duplicates of the same tokens are dropped.
     """
     good_steps, offset = last_good_prefix(failure, parent)
-    prefix = list(parent["prompt_token_ids"]) + list(parent["token_ids"][:offset])
+    prefix = prefix_context(parent, offset)
     width, seen, out = len(prefix), set(), []
     for item in known:
         if item["reward"] != 1.0 or item["context_len"] > width or item["sequence"][:width] != prefix:
@@ -57,6 +58,22 @@ def branch_candidates(failure: dict, parent: dict, known: list[dict]) -> list[di
     return out
 
 
+def assign_branches(failure_ids: list[str], candidates: dict[str, list[dict]], max_branches: int) -> dict[str, list[dict]]:
+    """Branch rows of each failure: at most ``max_branches``, each continuation used once in the round.
+
+    Failures of one problem that share their last good prefix share its successful
+    continuations; a continuation becomes a branch of the first such failure only, so no sample
+    is trained twice and every ``branch_id`` is unique.
+    """
+    claimed: set[str] = set()
+    owned = {}
+    for failure_id in failure_ids:
+        kept = [b for b in candidates.get(failure_id, []) if b["branch_id"] not in claimed][:max_branches]
+        claimed.update(b["branch_id"] for b in kept)
+        owned[failure_id] = kept
+    return owned
+
+
 def run(params: Params, round_id: int, root: Path) -> dict:
     rollouts = {row["rollout_id"]: row for row in read_rows(root, "rollouts", round_id)}
     failures = read_rows(root, "failures", round_id)
@@ -65,7 +82,7 @@ def run(params: Params, round_id: int, root: Path) -> dict:
     known: dict[str, list[dict]] = defaultdict(list)  # problem_id -> continuations as full sequences
     for cont in continuations:
         parent = rollouts[cont["failure_id"]]
-        context = list(parent["prompt_token_ids"]) + list(parent["token_ids"][: cont["prefix_token_count"]])
+        context = prefix_context(parent, cont["prefix_token_count"])
         known[parent["problem_id"]].append({
             "id": cont["continuation_id"], "sequence": context + list(cont["token_ids"]), "context_len": len(context),
             "logprobs": list(cont["logprobs"]), "reward": cont["reward"],
@@ -73,6 +90,7 @@ def run(params: Params, round_id: int, root: Path) -> dict:
     located = [f for f in failures if f["first_error_step"] is not None]
     branches = {f["failure_id"]: branch_candidates(f, rollouts[f["failure_id"]], known[f["problem_id"]]) for f in located}
     spent: dict[str, int] = {}
+    spent_tokens = 0
     need = [f for f in located if not branches[f["failure_id"]]]
     if need and params.correct.max_samples > 0:
         task = load_task(params.task)
@@ -91,6 +109,7 @@ def run(params: Params, round_id: int, root: Path) -> dict:
         for failure, (prompt, kept, steps), samples in zip(need, contexts, engine.generate(request, desc="correct")):
             parent = rollouts[failure["failure_id"]]
             spent[failure["failure_id"]] = len(samples)
+            spent_tokens += sum(len(sample.token_ids) for sample in samples)
             drawn = []
             archived = prompt[len(prompt) - parent["prefix_token_count"]:] if parent["prefix_token_count"] else []
             for i, sample in enumerate(samples):
@@ -103,12 +122,14 @@ def run(params: Params, round_id: int, root: Path) -> dict:
             branches[failure["failure_id"]] = branch_candidates(failure, parent, drawn)
     tokenizer = AutoTokenizer.from_pretrained(checkpoint_path(root, round_id - 1)) if located else None
     rows, corrections = [], []
+    owned = assign_branches([f["failure_id"] for f in failures], branches, params.correct.max_branches)
     for failure in failures:
-        kept = branches.get(failure["failure_id"], [])[: params.correct.max_branches]
+        kept = owned[failure["failure_id"]]
         for branch in kept:
             branch["completion"] = tokenizer.decode(branch["token_ids"], skip_special_tokens=True)
         rows.extend(kept)
-        status = "unlocated" if failure["first_error_step"] is None else ("corrected" if kept else "uncorrected")
+        # corrected: a verified branch grows from its last good prefix (it may be one an earlier failure with the same prefix owns)
+        status = "unlocated" if failure["first_error_step"] is None else ("corrected" if branches.get(failure["failure_id"]) else "uncorrected")
         corrections.append({
             "failure_id": failure["failure_id"], "round": round_id, "status": status,
             "samples_spent": spent.get(failure["failure_id"], 0), "n_branches": len(kept),
@@ -122,6 +143,7 @@ def run(params: Params, round_id: int, root: Path) -> dict:
         "failures_corrected": sum(c["status"] == "corrected" for c in corrections),
         "correction_yield": round(sum(c["status"] == "corrected" for c in corrections) / n_located, 4),
         "correction_samples": sum(spent.values()),
+        "correction_tokens": spent_tokens,
         "seconds": round(time.monotonic() - started, 2),
     }
     write_json_atomic(metrics_path(root, "correct", round_id), metrics)

@@ -6,7 +6,9 @@ they become per-token advantages. The ``info_gain`` estimator also reads the rou
 policy (``checkpoints/round=<k-1>``) to score the reference answer after each step.
 
 Each row also carries ``sft``: the example passed the task's format gate and its verifier
-(reward 1), so the optimize stage may add a supervised loss on it (``optimize.sft_weight``).
+(reward 1), so the optimize stage may add a supervised loss on it (``optimize.sft_weight``),
+and a summary of its advantages over trained tokens (:func:`advantage_summary`), which the audit
+sums instead of decoding every token's advantage.
 """
 
 from __future__ import annotations
@@ -21,13 +23,47 @@ from rlint.config import Params
 from rlint.credit import ESTIMATORS, BranchInput, CreditInputs, LocatedFailure, reasoning_steps, watermark_gains
 from rlint.data import read_rows, write_rows
 from rlint.stages.common import checkpoint_path, metrics_path, write_json_atomic
+from rlint.steps import prefix_context
 from rlint.tasks import load_task
 
 log = logging.getLogger(__name__)
 
 
-def credit_inputs(rollouts: list[dict], failures: list[dict], branches: list[dict], mode: str, answer_probs: list[np.ndarray] | None = None) -> CreditInputs:
-    """The estimator's view of a round; mode ``outcome`` hides failures and branches."""
+def good_prefix_continuations(failures: list[dict], continuations: list[dict], branches: list[dict]) -> list[tuple[dict, float]]:
+    """Mining continuations that start from a good prefix of a located failure, with that prefix's value.
+
+    A prefix of ``s`` steps is good when ``s < first_error_step``. Its value is the probe's
+    estimate (``probe_steps``/``probe_values``; ``value_before`` for the last good prefix), else
+    the mean reward of the failure's continuations from it. Continuations already kept as
+    branches are left out (they are trained as branches). Returns ``(continuation row, value)`` pairs.
+    """
+    by_failure = {f["failure_id"]: f for f in failures if f["first_error_step"] is not None}
+    kept = {b["branch_id"] for b in branches}
+    rewards: dict[tuple[str, int], list[float]] = {}
+    for cont in continuations:
+        rewards.setdefault((cont["failure_id"], cont["prefix_steps"]), []).append(cont["reward"] or 0.0)
+    out = []
+    for cont in continuations:
+        failure = by_failure.get(cont["failure_id"])
+        if failure is None or cont["prefix_steps"] >= failure["first_error_step"] or cont["continuation_id"] in kept or not cont["token_ids"]:
+            continue
+        values = dict(zip(failure["probe_steps"] or [], failure["probe_values"] or []))
+        if cont["prefix_steps"] == failure["first_error_step"] - 1:
+            values[cont["prefix_steps"]] = failure["value_before"]
+        value = values.get(cont["prefix_steps"])
+        if value is None:
+            value = float(np.mean(rewards[(cont["failure_id"], cont["prefix_steps"])]))
+        out.append((cont, float(value)))
+    return out
+
+
+def credit_inputs(rollouts: list[dict], failures: list[dict], branches: list[dict], mode: str, answer_probs: list[np.ndarray] | None = None,
+                  continuations: list[tuple[dict, float]] = ()) -> CreditInputs:
+    """The estimator's view of a round; mode ``outcome`` hides failures, branches and continuations.
+
+    ``continuations``: (row, prefix value) pairs from :func:`good_prefix_continuations`; they
+    follow the branches in ``CreditInputs.branches`` with kind ``continuation``.
+    """
     index = {r["rollout_id"]: i for i, r in enumerate(rollouts)}
     mined = mode != "outcome"
     return CreditInputs(
@@ -37,21 +73,25 @@ def credit_inputs(rollouts: list[dict], failures: list[dict], branches: list[dic
         step_ends=[list(r["step_ends"]) for r in rollouts],
         failures={index[f["failure_id"]]: LocatedFailure(f["first_error_step"], f["value_before"], f["value_after"])
                   for f in failures if mined and f["first_error_step"] is not None},
-        branches=[BranchInput(index[b["parent_rollout_id"]], len(b["token_ids"]), b["reward"], b["value_before"]) for b in branches] if mined else [],
+        branches=[BranchInput(index[b["parent_rollout_id"]], len(b["token_ids"]), b["reward"], b["value_before"]) for b in branches]
+        + [BranchInput(index[c["failure_id"]], len(c["token_ids"]), c["reward"] or 0.0, value, "continuation") for c, value in continuations]
+        if mined else [],
         answer_probs=answer_probs,
     )
 
 
 def build_train_set(rollouts: list[dict], failures: list[dict], branches: list[dict], params: Params, answer_probs: list[np.ndarray] | None = None,
-                    task=None, replay_prefixes: dict[str, str] | None = None) -> list[dict]:
-    """Train-set rows: one per rollout, one per corrected branch (mode "outcome": rollouts only).
+                    task=None, replay_prefixes: dict[str, str] | None = None, continuations: list[dict] = ()) -> list[dict]:
+    """Train-set rows: one per rollout, one per corrected branch, one per good-prefix mining continuation
+    when ``credit.continuation_weight`` > 0 (mode "outcome": rollouts only).
 
     ``replay_prefixes``: rollout_id -> text of the archived prefix a replayed rollout continued
     (the format gate judges that prefix and the completion together, as the verifier did).
     """
     task = task or load_task(params.task)
     replay_prefixes = replay_prefixes or {}
-    inputs = credit_inputs(rollouts, failures, branches, params.mode, answer_probs)
+    extra = good_prefix_continuations(failures, continuations, branches) if params.credit.continuation_weight > 0 else []
+    inputs = credit_inputs(rollouts, failures, branches, params.mode, answer_probs, extra)
     rollout_credit, branch_credit = ESTIMATORS[params.credit.estimator].fn(inputs, params.credit)
     rows = []
     for rollout, (advantages, weights) in zip(rollouts, rollout_credit):
@@ -62,10 +102,16 @@ def build_train_set(rollouts: list[dict], failures: list[dict], branches: list[d
     for branch, (advantages, weights) in zip(branches if inputs.branches else [], branch_credit):
         parent = parents[branch["parent_rollout_id"]]
         # the parent's good prefix is context (no loss): its tokens are trained once, in the parent's row
-        context = list(parent["prompt_token_ids"]) + list(parent["token_ids"][: branch["branch_token_offset"]])
+        context = prefix_context(parent, branch["branch_token_offset"])
         text = replay_prefixes.get(parent["rollout_id"], "") + _prefix_text(parent["completion"], task.step_delimiter, branch["branch_step"]) + branch["completion"]
         sft = branch["reward"] == 1.0 and task.well_formed(text)
         rows.append(_row(branch["branch_id"], "branch", parent, context, branch["token_ids"], branch["logprobs"], advantages, weights, branch["reward"], sft))
+    for (cont, _), (advantages, weights) in zip(extra if inputs.branches else [], branch_credit[len(branches):]):
+        parent = parents[cont["failure_id"]]
+        context = prefix_context(parent, cont["prefix_token_count"])
+        text = replay_prefixes.get(parent["rollout_id"], "") + _prefix_text(parent["completion"], task.step_delimiter, cont["prefix_steps"]) + cont["completion"]
+        sft = cont["reward"] == 1.0 and task.well_formed(text)
+        rows.append(_row(cont["continuation_id"], "continuation", parent, context, cont["token_ids"], cont["logprobs"], advantages, weights, cont["reward"], sft))
     return rows
 
 
@@ -75,12 +121,28 @@ def _prefix_text(completion: str, delimiter: str, steps: int) -> str:
     return "".join(piece + delimiter for piece in pieces[:steps])
 
 
+def advantage_summary(advantages: np.ndarray, loss_weights: np.ndarray) -> dict:
+    """Sufficient statistics of one row's advantages over its trained tokens (loss weight > 0).
+
+    ``advantages``, ``loss_weights``: (T,), taken as the float32 values the train set stores.
+    Returns the train_set columns ``trained_tokens``, ``advantage_sum``, ``advantage_sum_sq``
+    (float64 sums), ``positive_tokens``, ``negative_tokens`` (advantage > 0 / < 0), ``advantage_min``,
+    ``advantage_max`` (None when no token is trained).
+    """
+    values = np.asarray(advantages, dtype=np.float32).astype(np.float64)[np.asarray(loss_weights, dtype=np.float32) > 0]
+    return {
+        "trained_tokens": int(values.size), "advantage_sum": float(values.sum()), "advantage_sum_sq": float((values * values).sum()),
+        "positive_tokens": int((values > 0).sum()), "negative_tokens": int((values < 0).sum()),
+        "advantage_min": float(values.min()) if values.size else None, "advantage_max": float(values.max()) if values.size else None,
+    }
+
+
 def _row(example_id, kind, rollout, context, tokens, logprobs, advantages, weights, reward, sft) -> dict:
     return {
         "example_id": example_id, "kind": kind, "rollout_id": rollout["rollout_id"], "round": rollout["round"],
         "policy_version": rollout["policy_version"], "problem_id": rollout["problem_id"], "context_token_ids": context,
         "token_ids": list(tokens), "logprobs": list(logprobs), "advantages": advantages.tolist(),
-        "loss_weights": weights.tolist(), "reward": reward, "sft": bool(sft),
+        "loss_weights": weights.tolist(), "reward": reward, "sft": bool(sft), **advantage_summary(advantages, weights),
     }
 
 
@@ -93,7 +155,7 @@ def answer_probabilities(rollouts: list[dict], model, tokenizer, answer_text, ba
         answer_ids = tokenizer.encode(answer_text(rollout["answer"]), add_special_tokens=False)
         ends = [0] + list(rollout["step_ends"])
         for j in range(reasoning_steps(len(rollout["step_ends"])) + 1):
-            contexts.append(list(rollout["prompt_token_ids"]) + list(rollout["token_ids"][: ends[j]]))
+            contexts.append(prefix_context(rollout, ends[j]))
             targets.append(answer_ids)
             owners.append(i)
     logprobs = target_logprobs(model, contexts, targets, tokenizer.pad_token_id, batch_size, temperature)
@@ -108,6 +170,7 @@ def run(params: Params, round_id: int, root: Path) -> dict:
     rollouts = read_rows(root, "rollouts", round_id)
     failures = read_rows(root, "failures", round_id)
     branches = read_rows(root, "branches", round_id)
+    continuations = read_rows(root, "continuations", round_id) if params.credit.continuation_weight > 0 else []
     task = load_task(params.task)
     answer_probs = None
     if ESTIMATORS[cfg.estimator].needs_answer_probs:
@@ -117,7 +180,8 @@ def run(params: Params, round_id: int, root: Path) -> dict:
         model.eval()
         answer_text = (lambda answer: cfg.answer_text.replace("{answer}", answer)) if cfg.answer_text else task.answer_text
         answer_probs = answer_probabilities(rollouts, model, tokenizer, answer_text, cfg.score_batch_size, params.sampling.temperature)
-    rows = build_train_set(rollouts, failures, branches, params, answer_probs, task, replay_prefixes(rollouts, checkpoint_path(root, round_id - 1)))
+    rows = build_train_set(rollouts, failures, branches, params, answer_probs, task, replay_prefixes(rollouts, checkpoint_path(root, round_id - 1)),
+                           continuations)
     write_rows(root, "train_set", round_id, rows)
     metrics = credit_metrics(rows, round_id, answer_probs)
     write_json_atomic(metrics_path(root, "credit", round_id), metrics)
@@ -143,6 +207,7 @@ def credit_metrics(rows: list[dict], round_id: int, answer_probs: list[np.ndarra
         "round": round_id,
         "examples": len(rows),
         "branch_examples": sum(r["kind"] == "branch" for r in rows),
+        "continuation_examples": sum(r["kind"] == "continuation" for r in rows),
         "sft_examples": sum(r["sft"] for r in rows),
         "trained_tokens": int(trained.sum()),
         "masked_tokens": int((~trained).sum()),

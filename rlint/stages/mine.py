@@ -17,6 +17,7 @@ from rlint.data import read_rows, write_rows
 from rlint.engine import SamplingRequest, load_engine
 from rlint.mining import Continuation, FailureSearch, PrefixPool, locate_first_errors, prefix_value
 from rlint.stages.common import checkpoint_path, metrics_path, seed_everything, write_json_atomic
+from rlint.steps import prefix_offset
 from rlint.tasks import load_task
 
 log = logging.getLogger(__name__)
@@ -69,12 +70,25 @@ def failure_searches(rollouts: list[dict]) -> list[FailureSearch]:
     ]
 
 
+def select_failures(searches: list[FailureSearch], per_problem: int | None, limit: int | None) -> list[FailureSearch]:
+    """The failures a round mines: at most ``per_problem`` of each problem, then at most ``limit`` in all, in rollout order.
+
+    Failures left out are not mined (no failure row): credit gives them the plain outcome advantage.
+    """
+    taken: dict[str, int] = defaultdict(int)
+    chosen = []
+    for search in searches:
+        if per_problem is not None and taken[search.problem_key] >= per_problem:
+            continue
+        taken[search.problem_key] += 1
+        chosen.append(search)
+    return chosen if limit is None else chosen[:limit]
+
+
 def run(params: Params, round_id: int, root: Path) -> dict:
     rollouts = read_rows(root, "rollouts", round_id)
     by_id = {row["rollout_id"]: row for row in rollouts}
-    searches = [] if params.mode == "outcome" else failure_searches(rollouts)
-    if params.mine.max_failures is not None:
-        searches = searches[: params.mine.max_failures]
+    searches = [] if params.mode == "outcome" else select_failures(failure_searches(rollouts), params.mine.failures_per_problem, params.mine.max_failures)
     started = time.monotonic()
     levels = 0
     pools: dict[str, PrefixPool] = {}
@@ -150,7 +164,7 @@ def mining_rows(searches: list[FailureSearch], rollouts_by_id: dict, pools: dict
         for steps, cont in search.drawn:
             index = counters[steps]
             counters[steps] += 1
-            offset = search.step_ends[steps - 1] if steps > 0 else 0
+            offset = prefix_offset(search.step_ends, steps)
             continuations.append({
                 "continuation_id": f"{search.failure_id}-p{steps}-c{index}", "failure_id": search.failure_id,
                 "round": round_id, "policy_version": round_id - 1, "prefix_steps": steps, "prefix_token_count": offset,

@@ -23,14 +23,22 @@ from rlint.tasks.base import Problem
 log = logging.getLogger(__name__)
 
 
-def rollout_rows(engine, task, problems, samples, round_id: int, replays: list[dict | None] | None = None) -> list[dict]:
+def rollout_contexts(engine, problems, replays: list[dict | None]) -> list[list[int]]:
+    """Token ids each group is sampled from: the encoded prompt, or an archive entry's prompt plus prefix."""
+    return [engine.encode(p.prompt) if e is None else list(e["context_token_ids"]) for p, e in zip(problems, replays)]
+
+
+def rollout_rows(engine, task, problems, samples, round_id: int, replays: list[dict | None] | None = None,
+                 contexts: list[list[int]] | None = None) -> list[dict]:
     """Rows of the ``rollouts`` dataset for ``samples[i][j]`` = sample j of ``problems[i]``.
 
-    ``replays[i]`` is the archive entry problem i restarts from (None: a fresh start).
+    ``replays[i]`` is the archive entry problem i restarts from (None: a fresh start);
+    ``contexts[i]`` the token ids its group was sampled from (default: :func:`rollout_contexts`).
     """
+    replays = replays or [None] * len(problems)
+    contexts = contexts if contexts is not None else rollout_contexts(engine, problems, replays)
     rows = []
-    for problem, group, entry in zip(problems, samples, replays or [None] * len(problems)):
-        prompt_ids = engine.encode(problem.prompt) if entry is None else list(entry["context_token_ids"])
+    for problem, group, entry, prompt_ids in zip(problems, samples, replays, contexts):
         prefix_count = 0 if entry is None else entry["prefix_token_count"]
         prefix_text = engine.decode(prompt_ids[len(prompt_ids) - prefix_count:]) if prefix_count else ""
         prefix_steps = 0 if entry is None else entry["prefix_steps"]
@@ -74,14 +82,15 @@ def run(params: Params, round_id: int, root: Path) -> dict:
     problems = fresh + [Problem(e["problem_id"], e["prompt"], e["answer"]) for e in replays]
     starts: list[dict | None] = [None] * len(fresh) + replays
     started = time.monotonic()
+    contexts = rollout_contexts(engine, problems, starts)
     request = SamplingRequest(
-        prompts=[engine.encode(p.prompt) if e is None else list(e["context_token_ids"]) for p, e in zip(problems, starts)],
+        prompts=contexts,
         n=cfg.samples_per_prompt,
         temperature=params.sampling.temperature, top_p=params.sampling.top_p,
         max_new_tokens=params.sampling.max_new_tokens, seed=seed,
     )
     samples = engine.generate(request, desc=f"rollout round {round_id}")
-    rows = rollout_rows(engine, task, problems, samples, round_id, starts)
+    rows = rollout_rows(engine, task, problems, samples, round_id, starts, contexts)
     seconds = time.monotonic() - started
     write_rows(root, "rollouts", round_id, rows)
     tokens = sum(len(r["token_ids"]) for r in rows)

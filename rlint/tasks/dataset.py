@@ -17,6 +17,7 @@ whenever the caller runs on the main thread (they are built on ``signal.alarm``)
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -25,7 +26,7 @@ import threading
 from pathlib import Path
 
 import sympy
-from math_verify import parse, verify
+from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
 
 from rlint.tasks.base import Problem, TaskInputError
 
@@ -48,6 +49,9 @@ _COSTLY_TEXT = re.compile(
     r"binom|choose|gcd|lcm|operatorname|gamma|\\det|\\begin|\\sum|\\prod|\\int|\\lim",
     re.IGNORECASE,
 )
+_OPERATOR = re.compile(r"[-+*/^()×÷]")  # what math-verify's plain-expression reader (sympy.parse_expr, eval) needs to match
+_LATEX_ONLY = [LatexExtractionConfig()]
+_PLAIN_AND_LATEX = [LatexExtractionConfig(), ExprExtractionConfig()]
 MAX_POWER = 1_000  # largest exponent (product of nested exponents) allowed in an answer
 MAX_SYMBOLIC_POWER = 10  # ... when the base is a compound with variables: sympy expands (x+1)^n
 MAX_FACTORIAL = 1_000  # largest n allowed in n!
@@ -123,9 +127,17 @@ def _timeouts() -> tuple[int | None, int | None]:
     else, passing a timeout makes ``parse``/``verify`` raise ValueError. Off the main thread the
     timeouts are disabled and the text and expression guards below are the only bound.
     """
+    _warm_up()
     if threading.current_thread() is threading.main_thread():
         return PARSE_TIMEOUT_S, VERIFY_TIMEOUT_S
     return None, None
+
+
+@functools.cache
+def _warm_up() -> None:
+    """Build math-verify's LaTeX grammar once, untimed: the first LaTeX parse of a process spends
+    seconds on it, which a loaded machine would otherwise charge to the first answer's timeout."""
+    parse("$x^2+1$", extraction_config=_LATEX_ONLY, parsing_timeout=None, raise_on_error=False)
 
 
 def _normalize(text: str) -> str:
@@ -170,9 +182,16 @@ def _parse(text: str) -> list | None:
     parsing_timeout, _ = _timeouts()
     latex = f"${text}$" if "$" not in text else text
     looks_latex = "$" in text or any(mark in text for mark in "\\{!")
-    parsed = parse(latex if looks_latex else text, parsing_timeout=parsing_timeout, raise_on_error=False)
+    # math-verify's plain-expression reader hands "2+3" to sympy.parse_expr, which runs Python's eval on
+    # it; text with an operator goes to its LaTeX reader (a grammar, no eval) instead. Without an
+    # operator the plain reader only reads numbers, which it converts without eval.
+    operator = _OPERATOR.search(text.lstrip("-")) is not None
+    config = _LATEX_ONLY if operator else _PLAIN_AND_LATEX
+    if operator:
+        looks_latex = True
+    parsed = parse(latex if looks_latex else text, extraction_config=config, parsing_timeout=parsing_timeout, raise_on_error=False)
     if not parsed and not looks_latex and not _WORD.search(text):
-        parsed = parse(latex, parsing_timeout=parsing_timeout, raise_on_error=False)
+        parsed = parse(latex, extraction_config=config, parsing_timeout=parsing_timeout, raise_on_error=False)
     if any(isinstance(item, sympy.Basic) and _too_costly(item) for item in parsed):
         return None
     return parsed

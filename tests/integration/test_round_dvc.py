@@ -11,6 +11,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from rlint.config import load_params
 from tests.conftest import REPO, make_workspace
 
 pytestmark = pytest.mark.slow
@@ -50,7 +51,14 @@ def test_ids_tie_rows_across_stages(workspace):
     rollouts = {r["rollout_id"]: r for r in read(workspace, "rollouts", 1)}
     assert len(rollouts) == 32 and {r["policy_version"] for r in rollouts.values()} == {0}
     failures = read(workspace, "failures", 1)
-    assert {f["rollout_id"] for f in failures} == {i for i, r in rollouts.items() if r["reward"] != 1.0}
+    # mine.failures_per_problem: the first failures of each problem, in rollout order
+    per_problem_limit = load_params(workspace / "params.yaml").mine.failures_per_problem
+    per_problem = {}
+    for rollout_id, r in rollouts.items():
+        if r["reward"] != 1.0:
+            per_problem.setdefault(r["problem_id"], []).append(rollout_id)
+    expected = {i for ids in per_problem.values() for i in sorted(ids, key=lambda i: rollouts[i]["sample_index"])[:per_problem_limit]}
+    assert {f["rollout_id"] for f in failures} == expected
     assert any(f["first_error_step"] is not None for f in failures), "the base policy should fail somewhere mineable"
     for cont in read(workspace, "continuations", 1):
         assert cont["failure_id"] in rollouts and cont["continuation_id"].startswith(cont["failure_id"])

@@ -18,7 +18,7 @@ def test_rollout_restarts_a_share_of_the_batch_from_the_archive(tmp_path, tiny_c
     prefix = task.solution(problem).split("\n")[0] + "\n"  # the reference first step: a good prefix
     prompt_ids = engine.encode(problem.prompt)
     entry = {
-        "archive_id": "r0-x", "round": 0, "origin_round": 0, "problem_id": problem.problem_id, "failure_id": "r0-x",
+        "archive_id": "r0-x", "round": 1, "origin_round": 1, "problem_id": problem.problem_id, "failure_id": "r0-x",
         "prompt": problem.prompt, "answer": problem.answer, "context_token_ids": prompt_ids + engine.encode(prefix),
         "prefix_token_count": len(engine.encode(prefix)), "prefix_steps": 1, "reason": "uncorrected", "status": "open",
         "replays": 0, "solved_round": None, "true_first_error_step": 2,

@@ -27,3 +27,16 @@ def test_first_step_error_branches_from_the_prompt():
     failure = dict(FAILURE, first_error_step=1)
     branches = branch_candidates(failure, PARENT, [_known("a", [1, 2, 80, 81], 2, 1.0)])
     assert branches[0]["branch_token_offset"] == 0 and branches[0]["token_ids"] == [80, 81]
+
+
+def test_a_shared_continuation_is_the_branch_of_one_failure_only():
+    from rlint.stages.correct import assign_branches
+
+    shared = {"branch_id": "a-p1-c0"}
+    own = {"branch_id": "b-p1-k0"}
+    candidates = {"a": [shared], "b": [shared, own], "c": [shared], "d": []}
+    owned = assign_branches(["a", "b", "c", "d"], candidates, max_branches=2)
+    assert owned == {"a": [shared], "b": [own], "c": [], "d": []}
+    ids = [b["branch_id"] for rows in owned.values() for b in rows]
+    assert len(ids) == len(set(ids))
+    assert assign_branches(["b"], candidates, max_branches=1) == {"b": [shared]}

@@ -1,0 +1,211 @@
+"""The central claim, measured: ``internalized`` against ``outcome`` and ``oracle`` at equal generated tokens.
+
+Each (mode, seed) campaign starts from the same base policy in a workspace of its own and runs
+the real stages round after round, in process, until its generated tokens reach the budget.
+Generated tokens are everything a mode sampled to learn: rollouts, mining continuations and
+correction samples (held-out evaluation is measurement and does not count).
+
+The accounting and the summary are pure functions over per-round records (one dict per
+(mode, seed, round)): :func:`accuracy_at`, :func:`mode_curves`, :func:`summarize`.
+:func:`run_campaign` is the I/O part. ``scripts/bench_modes.py`` is the command.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import logging
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+ROUND_STAGES = ("rollout", "mine", "correct", "archive", "credit", "optimize", "evaluate")
+MODES_ORDER = ("outcome", "internalized", "oracle")
+
+log = logging.getLogger(__name__)
+
+
+# -- pure: curves and summary ---------------------------------------------------------------------
+def accuracy_at(records: list[dict], budget: float) -> float:
+    """Held-out accuracy of one campaign with at most ``budget`` generated tokens spent.
+
+    records: one campaign's rounds (round 0 included, ``cumulative_tokens`` 0), any order. The
+    accuracy is that of the last policy whose round finished within the budget (a step function:
+    a round that would overshoot the budget has not happened yet).
+
+    >>> accuracy_at([{"cumulative_tokens": 0, "heldout_accuracy": .3}, {"cumulative_tokens": 10, "heldout_accuracy": .5}], 9)
+    0.3
+    """
+    done = [r for r in records if r["cumulative_tokens"] <= budget]
+    return max(done, key=lambda r: r["cumulative_tokens"])["heldout_accuracy"]
+
+
+def mode_curves(records: list[dict], grid: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
+    """Per mode, the held-out accuracy of each seed at each token budget of ``grid``.
+
+    grid: (B,) token budgets. Returns ``{mode: {"per_seed": (S, B), "mean": (B,), "std": (B,),
+    "min": (B,), "max": (B,)}}`` with S the mode's seeds (std over seeds, population).
+    """
+    out = {}
+    for mode in _modes(records):
+        seeds = sorted({r["seed"] for r in records if r["mode"] == mode})
+        per_seed = np.array([[accuracy_at([r for r in records if r["mode"] == mode and r["seed"] == s], b) for b in grid] for s in seeds])
+        out[mode] = {"per_seed": per_seed, "mean": per_seed.mean(0), "std": per_seed.std(0), "min": per_seed.min(0), "max": per_seed.max(0)}
+    return out
+
+
+def tokens_to_reach(grid: np.ndarray, mean_curve: np.ndarray, target: float) -> float | None:
+    """The first budget of ``grid`` (B,) at which ``mean_curve`` (B,) reaches ``target``; None if never."""
+    hits = np.nonzero(mean_curve >= target - 1e-12)[0]
+    return float(grid[hits[0]]) if len(hits) else None
+
+
+def summarize(records: list[dict], budget: float) -> dict:
+    """The benchmark's answer: final accuracies, tokens to reach outcome's final accuracy, gap closed.
+
+    ``grid`` is every distinct cumulative token count of any campaign up to ``budget`` (plus 0 and
+    the budget), so the step curves are exact. ``gap_closed`` is
+    ``(internalized - outcome) / (oracle - outcome)`` of the mean final accuracies (None when the
+    oracle is not above outcome).
+    """
+    grid = np.array(sorted({0.0, float(budget)} | {float(r["cumulative_tokens"]) for r in records if r["cumulative_tokens"] <= budget}))
+    curves = mode_curves(records, grid)
+    final = {mode: float(c["mean"][-1]) for mode, c in curves.items()}
+    summary = {"budget": budget, "grid": grid, "curves": curves, "final_mean": final,
+               "final_std": {mode: float(c["std"][-1]) for mode, c in curves.items()}, "tokens_to_outcome_final": {}, "gap_closed": None}
+    if "outcome" in final:
+        for mode, c in curves.items():
+            summary["tokens_to_outcome_final"][mode] = tokens_to_reach(grid, c["mean"], final["outcome"])
+    if {"outcome", "oracle", "internalized"} <= set(final) and final["oracle"] > final["outcome"]:
+        summary["gap_closed"] = (final["internalized"] - final["outcome"]) / (final["oracle"] - final["outcome"])
+    return summary
+
+
+def summary_table(records: list[dict], summary: dict) -> str:
+    """A plain-text table: per mode, seeds, rounds run, final accuracy (mean ± std, min–max), tokens to reach outcome's final."""
+    budget = summary["budget"]
+    lines = [f"budget: {budget:,.0f} generated tokens per campaign (rollouts + mining + correction)",
+             f"{'mode':<13}{'seeds':>6}{'rounds':>8}{'final_acc':>11}{'std':>7}{'min':>7}{'max':>7}{'tokens_to_outcome_final':>25}{'share_of_budget':>17}"]
+    for mode, curve in summary["curves"].items():
+        rounds = [max(r["round"] for r in records if r["mode"] == mode and r["seed"] == s and r["cumulative_tokens"] <= budget)
+                  for s in sorted({r["seed"] for r in records if r["mode"] == mode})]
+        reach = summary["tokens_to_outcome_final"].get(mode)
+        reach_text = "never" if reach is None else f"{reach:,.0f}"
+        share = "-" if reach is None else f"{reach / budget:.2f}"
+        lines.append(f"{mode:<13}{curve['per_seed'].shape[0]:>6}{np.mean(rounds):>8.1f}{curve['mean'][-1]:>11.3f}{curve['std'][-1]:>7.3f}"
+                     f"{curve['min'][-1]:>7.3f}{curve['max'][-1]:>7.3f}{reach_text:>25}{share:>17}")
+    gap = summary["gap_closed"]
+    lines.append("gap closed by internalized (outcome -> oracle, final means): " + ("n/a (oracle not above outcome)" if gap is None else f"{gap:.2f}"))
+    return "\n".join(lines)
+
+
+def _modes(records: list[dict]) -> list[str]:
+    present = {r["mode"] for r in records}
+    return [m for m in MODES_ORDER if m in present] + sorted(present - set(MODES_ORDER))
+
+
+# -- I/O: one campaign ----------------------------------------------------------------------------
+def campaign_params(base: dict, mode: str, seed: int, max_rounds: int, overrides: dict | None = None) -> dict:
+    """params.yaml content of one campaign: the base parameters, the mode, the seed and the rounds."""
+    params = copy.deepcopy(base)
+    for key, value in (overrides or {}).items():
+        section, _, field = key.partition(".")
+        if field:
+            params.setdefault(section, {})[field] = value
+        else:
+            params[section] = value
+    params["mode"] = mode
+    params["seed"] = seed
+    params["rounds"] = {f"r{k}": {"id": k, "prev": k - 1} for k in range(1, max_rounds + 1)}
+    return params
+
+
+def round_tokens(metrics: dict[str, dict]) -> dict:
+    """Generated tokens of one finished round from its stages' metrics (stage name -> the dict its ``run`` returned)."""
+    tokens = {"rollout_tokens": metrics["rollout"]["generated_tokens"], "mining_tokens": metrics["mine"]["mining_tokens"],
+              "correction_tokens": metrics["correct"]["correction_tokens"]}
+    tokens["generated_tokens"] = sum(tokens.values())
+    return tokens
+
+
+def run_campaign(base: dict, mode: str, seed: int, budget: int, checkpoint: Path, base_accuracy: float, workspace: Path,
+                 max_rounds: int = 50, overrides: dict | None = None) -> list[dict]:
+    """Run rounds of ``mode`` from ``checkpoint`` while they fit in ``budget`` generated tokens; one record per round (0 included).
+
+    A round is started while the tokens spent plus the last round's cost stay within the budget;
+    the last round may still end past it (its record is kept, but the curves ignore it).
+    """
+    from rlint.config import load_params
+
+    shutil.rmtree(workspace, ignore_errors=True)
+    workspace.mkdir(parents=True)
+    shutil.copytree(checkpoint, workspace / "checkpoints" / "round=0")
+    (workspace / "params.yaml").write_text(yaml.safe_dump(campaign_params(base, mode, seed, max_rounds, overrides), sort_keys=False))
+    params = load_params(workspace / "params.yaml")
+    stages = {name: importlib.import_module(f"rlint.stages.{name}") for name in ROUND_STAGES}
+    stages["archive"].run(params, 0, workspace)
+    records = [{"mode": mode, "seed": seed, "round": 0, "rollout_tokens": 0, "mining_tokens": 0, "correction_tokens": 0,
+                "generated_tokens": 0, "cumulative_tokens": 0, "heldout_accuracy": base_accuracy, "train_accuracy": None, "seconds": 0.0}]
+    spent, last_cost = 0, 0
+    for round_id in range(1, max_rounds + 1):
+        if spent + last_cost > budget:  # the next round would (by the last one's cost) end past the budget, where it does not count
+            break
+        started = time.monotonic()
+        metrics = {name: stages[name].run(params, round_id, workspace) for name in ROUND_STAGES}
+        tokens = round_tokens(metrics)
+        spent += tokens["generated_tokens"]
+        last_cost = tokens["generated_tokens"]
+        records.append({"mode": mode, "seed": seed, "round": round_id, **tokens, "cumulative_tokens": spent,
+                        "heldout_accuracy": metrics["evaluate"]["heldout_accuracy"], "train_accuracy": metrics["rollout"]["train_accuracy"],
+                        "seconds": round(time.monotonic() - started, 1)})
+        log.info("bench %s seed %d round %d: %s", mode, seed, round_id, records[-1])
+    return records
+
+
+def campaign_job(job: tuple) -> tuple[list[dict], float]:
+    """One campaign in a worker process: ``job`` is :func:`run_campaign`'s arguments plus torch threads. Returns (records, seconds)."""
+    base, mode, seed, budget, checkpoint, base_accuracy, workspace, max_rounds, overrides, threads = job
+    import os
+
+    import torch
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    torch.set_num_threads(threads)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    started = time.monotonic()
+    records = run_campaign(base, mode, seed, budget, Path(checkpoint), base_accuracy, Path(workspace), max_rounds, overrides)
+    return records, time.monotonic() - started
+
+
+def plot_curves(summary: dict, path: Path, title: str) -> None:
+    """Mean held-out accuracy against generated tokens per mode, the band min..max over seeds (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    grid = summary["grid"]
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
+    for mode, curve in summary["curves"].items():
+        line, = ax.step(grid, curve["mean"], where="post", label=f"{mode} (mean of {curve['per_seed'].shape[0]} seeds)")
+        ax.fill_between(grid, curve["min"], curve["max"], step="post", alpha=0.18, color=line.get_color())
+    if "outcome" in summary["final_mean"]:
+        ax.axhline(summary["final_mean"]["outcome"], color="grey", lw=0.8, ls=":", label="outcome's final accuracy")
+    ax.set_xlabel("generated tokens (rollouts + mining + correction)")
+    ax.set_ylabel("held-out accuracy (greedy)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    tmp.replace(path)

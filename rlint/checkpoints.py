@@ -1,0 +1,90 @@
+"""Checking a model directory before any stage loads it: a bad one is bad input (exit code 2), not a crash.
+
+:func:`rlint.policy.check_checkpoint` checks that the files exist; :func:`verify_checkpoint` also
+reads what can be read without loading weights: ``config.json`` and the tokenizer files parse,
+transformers knows the architecture, and every ``*.safetensors`` header is well formed and
+covers its file exactly (a truncated or foreign file is refused). Weights are only ever loaded
+from safetensors (``use_safetensors=True`` in rlint/policy.py); pickled ``*.bin`` files are
+never opened.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+from pathlib import Path
+
+from rlint.policy import CheckpointError, check_checkpoint
+
+MAX_HEADER_BYTES = 100_000_000  # the safetensors format's own limit
+DTYPE_BYTES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
+               "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8}
+
+
+def _json_file(path: Path) -> dict:
+    try:
+        value = json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"{path}: not valid JSON: {str(err).splitlines()[0]}") from None
+    if not isinstance(value, dict):
+        raise CheckpointError(f"{path}: expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+def check_safetensors(path: Path) -> None:
+    """A safetensors file: an 8-byte header length, a JSON header, then exactly the tensors' bytes."""
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        head = f.read(8)
+        if len(head) < 8:
+            raise CheckpointError(f"{path}: not a safetensors file ({size} bytes)")
+        (length,) = struct.unpack("<Q", head)
+        if length > min(MAX_HEADER_BYTES, size - 8):
+            raise CheckpointError(f"{path}: not a safetensors file (header length {length} for {size} bytes); truncated?")
+        try:
+            header = json.loads(f.read(length).decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise CheckpointError(f"{path}: safetensors header is not valid JSON") from None
+    if not isinstance(header, dict):
+        raise CheckpointError(f"{path}: safetensors header is not a JSON object")
+    spans = []
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        if not isinstance(info, dict) or info.get("dtype") not in DTYPE_BYTES:
+            raise CheckpointError(f"{path}: tensor {name!r}: unknown dtype {info.get('dtype') if isinstance(info, dict) else info!r}")
+        shape, offsets = info.get("shape"), info.get("data_offsets")
+        if not (isinstance(shape, list) and all(type(n) is int and n >= 0 for n in shape)):
+            raise CheckpointError(f"{path}: tensor {name!r}: bad shape {shape!r}")
+        if not (isinstance(offsets, list) and len(offsets) == 2 and all(type(o) is int for o in offsets)
+                and offsets[1] - offsets[0] == math.prod(shape) * DTYPE_BYTES[info["dtype"]]):
+            raise CheckpointError(f"{path}: tensor {name!r}: data_offsets {offsets!r} do not fit shape {shape} of {info['dtype']}")
+        spans.append(tuple(offsets))
+    end = 0
+    for start, stop in sorted(spans):  # the tensors tile the data exactly: no gap, no overlap
+        if start != end:
+            raise CheckpointError(f"{path}: tensor data is not contiguous at byte {start}")
+        end = stop
+    if end != size - 8 - length:
+        raise CheckpointError(f"{path}: tensors need {end} bytes after the header, the file has {size - 8 - length}; truncated?")
+
+
+def verify_checkpoint(path: str | Path) -> Path:
+    """Refuse a model directory that cannot be loaded; the error names the file. Loads no weights."""
+    path = check_checkpoint(path)
+    config = _json_file(path / "config.json")
+    if not isinstance(config.get("model_type"), str):
+        raise CheckpointError(f"{path / 'config.json'}: no 'model_type'")
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        if (path / name).is_file():
+            _json_file(path / name)
+    for weights in sorted(path.glob("*.safetensors")):
+        check_safetensors(weights)
+    from transformers import AutoConfig
+
+    try:
+        AutoConfig.from_pretrained(path)
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise CheckpointError(f"{path / 'config.json'}: {str(err).splitlines()[0] if str(err) else type(err).__name__}") from None
+    return path

@@ -1,0 +1,144 @@
+"""Internalized against outcome-only and oracle, at equal generated tokens, over seeds.
+
+Usage: python scripts/bench_modes.py [--budget 70000] [--seeds 0,1,2] [--modes outcome,internalized,oracle]
+       [--checkpoint checkpoints/round=0] [--out bench/modes] [--set section.key=value ...]
+
+Every campaign starts from the same base policy (the committed bootstrap checkpoint) and runs
+the real round stages until it has generated ``--budget`` tokens (rollouts, mining
+continuations and correction samples all count). Writes to ``--out``:
+- ``records.parquet``: one row per (mode, seed, round): tokens by kind, cumulative tokens, held-out accuracy;
+- ``summary.txt``: the table printed at the end;
+- ``accuracy_vs_tokens.png``: mean held-out accuracy against generated tokens, band = min..max over seeds;
+- ``mode=<m>/seed=<s>/``: each campaign's workspace (``rlint audit --root`` reads it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from rlint.bench_modes import plot_curves, run_campaign, summarize, summary_table  # noqa: E402
+
+
+def parse_value(text: str):
+    return yaml.safe_load(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", default="params.yaml", help="base parameters (mode, seed and rounds are set per campaign)")
+    parser.add_argument("--checkpoint", default="checkpoints/round=0", help="the base policy every campaign starts from")
+    parser.add_argument("--budget", type=int, default=70_000, help="generated tokens per campaign")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--modes", default="outcome,internalized,oracle")
+    parser.add_argument("--out", default="bench/modes")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a parameter for every campaign")
+    parser.add_argument("--set-mode", action="append", default=[], metavar="MODE:SECTION.KEY=VALUE", help="override a parameter for one mode only")
+    parser.add_argument("--max-rounds", type=int, default=50)
+    parser.add_argument("--jobs", type=int, default=1, help="campaigns run at once, in separate processes (torch threads: cores // jobs)")
+    parser.add_argument("--from-records", nargs="+", type=Path, metavar="PARQUET",
+                        help="do not run: summarize these records.parquet files (e.g. seeds run on different machines) into --out")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    import polars as pl
+
+    from rlint.config import ConfigError, load_params
+
+    base = yaml.safe_load(Path(args.params).read_text())
+    load_params(Path(args.params))  # fail early on a bad base file
+    checkpoint = Path(args.checkpoint)
+    if not (checkpoint / "config.json").exists():
+        print(f"bench_modes: error: {checkpoint}: no checkpoint (config.json missing)", file=sys.stderr)
+        return 2
+    overrides, per_mode = {}, {}
+    try:
+        for item in args.set:
+            key, _, value = item.partition("=")
+            overrides[key] = parse_value(value)
+        for item in args.set_mode:
+            mode, _, assignment = item.partition(":")
+            key, _, value = assignment.partition("=")
+            per_mode.setdefault(mode, {})[key] = parse_value(value)
+    except yaml.YAMLError as err:
+        print(f"bench_modes: error: --set: {err}", file=sys.stderr)
+        return 2
+    modes = args.modes.split(",")
+    seeds = [int(s) for s in args.seeds.split(",")]
+    out = Path(args.out)
+    started = time.monotonic()
+    if args.from_records:
+        records = [row for path in args.from_records for row in pl.read_parquet(path).to_dicts()]
+        seeds = sorted({r["seed"] for r in records})
+    else:
+        base_accuracy = _base_accuracy(base, checkpoint, out)
+        jobs = [(base, mode, seed, args.budget, str(checkpoint), base_accuracy, str(out / f"mode={mode}" / f"seed={seed}"), args.max_rounds,
+                 {**overrides, **per_mode.get(mode, {})}, max(1, (os.cpu_count() or 1) // args.jobs)) for seed in seeds for mode in modes]
+        records = []
+        try:
+            for recs, seconds in _run_all(jobs, args.jobs):
+                records.extend(recs)
+                last = [r for r in recs if r["cumulative_tokens"] <= args.budget][-1]
+                print(f"{recs[0]['mode']:<13} seed {recs[0]['seed']}: {len(recs) - 1} rounds, {recs[-1]['cumulative_tokens']:,} tokens, "
+                      f"accuracy {last['heldout_accuracy']:.3f} within budget, {seconds:.0f} s", flush=True)
+                pl.DataFrame(records).write_parquet(out / "records.parquet")
+        except ConfigError as err:
+            print(f"bench_modes: error: {err}", file=sys.stderr)
+            return 2
+    summary = summarize(records, args.budget)
+    table = summary_table(records, summary)
+    overrides_text = ", ".join(args.set + args.set_mode) or "none"
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    text = f"{table}\noverrides: {overrides_text}\nwall time: {time.monotonic() - started:.0f} s (jobs {args.jobs}, load average at the end {load:.1f})\n"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.txt").write_text(text)
+    plot_curves(summary, out / "accuracy_vs_tokens.png", f"held-out accuracy vs generated tokens ({len(seeds)} seeds)")
+    print(text + f"plot: {out / 'accuracy_vs_tokens.png'}")
+    return 0
+
+
+def _run_all(jobs: list[tuple], processes: int):
+    """Yield (records, seconds) of each campaign, in the order of ``jobs``."""
+    from rlint.bench_modes import campaign_job
+
+    if processes <= 1:
+        for job in jobs:
+            yield campaign_job(job)
+        return
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(processes) as pool:
+        yield from pool.imap(campaign_job, jobs)
+
+
+def _base_accuracy(base: dict, checkpoint: Path, out: Path) -> float:
+    """Held-out accuracy of the base policy, by the evaluate stage (round 0 of a scratch workspace)."""
+    import shutil
+
+    from rlint.bench_modes import campaign_params
+    from rlint.config import load_params
+    from rlint.stages import evaluate
+
+    workspace = out / "base"
+    shutil.rmtree(workspace, ignore_errors=True)
+    (workspace / "checkpoints").mkdir(parents=True)
+    shutil.copytree(checkpoint, workspace / "checkpoints" / "round=0")
+    (workspace / "params.yaml").write_text(yaml.safe_dump(campaign_params(base, base.get("mode", "internalized"), base.get("seed", 0), 1), sort_keys=False))
+    return evaluate.run(load_params(workspace / "params.yaml"), 0, workspace)["heldout_accuracy"]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
