@@ -1,7 +1,7 @@
 """Mining quality and cost on the embedded task, by the real rollout, mine and correct stages.
 
 Usage: python scripts/bench_mining.py [--checkpoint checkpoints/round=0] [--prompts 64] [--samples 8]
-       [--continuations M] [--threshold T] [--failures-per-problem N] [--out /tmp/rlint-bench-mining]
+       [--continuations M] [--threshold T] [--failures-per-problem N] [--engine transformers] [--out /tmp/rlint-bench-mining]
 
 Samples rollouts of the given policy once, mines the same failures three times with the same
 reuse rules (binary search over steps; the linear scan that stops at the first bad prefix; the
@@ -47,6 +47,8 @@ def main() -> None:
     parser.add_argument("--threshold", type=float, default=None, help="mine.value_threshold (default: params.yaml)")
     parser.add_argument("--failures-per-problem", type=int, default=None, help="mine.failures_per_problem (default: every failure)")
     parser.add_argument("--temperature", type=float, default=None, help="mine.temperature (default: params.yaml)")
+    parser.add_argument("--engine", default="transformers", choices=["transformers", "vllm", "auto"],
+                        help="sampling.engine (default transformers: the engine docs/method.md's figures were measured with)")
     parser.add_argument("--out", default="/tmp/rlint-bench-mining")
     parser.add_argument("--searches", default="binary,linear,full", help="comma-separated strategies; binary is always run")
     args = parser.parse_args()
@@ -55,7 +57,7 @@ def main() -> None:
         base = load_params(args.params)
         check_checkpoint(args.checkpoint)
         params = dataclasses.replace(
-            base, mode="internalized",
+            base, mode="internalized", sampling=dataclasses.replace(base.sampling, engine=args.engine),
             rollout=dataclasses.replace(base.rollout, prompts_per_round=args.prompts, samples_per_prompt=args.samples),
             # this benchmark trains nothing: continuation rows (which need mine.temperature == sampling.temperature) are off
             credit=dataclasses.replace(base.credit, continuation_weight=0.0),

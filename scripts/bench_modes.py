@@ -1,7 +1,7 @@
 """Internalized against outcome-only and oracle, at equal generated tokens, over seeds.
 
 Usage: python scripts/bench_modes.py [--budget 70000] [--seeds 0,1,2] [--modes outcome,internalized,oracle]
-       [--checkpoint checkpoints/round=0] [--out bench/modes] [--set section.key=value ...]
+       [--checkpoint checkpoints/round=0] [--out bench/modes] [--engine transformers] [--set section.key=value ...]
 
 Every campaign starts from the same base policy (the committed bootstrap checkpoint) and runs
 the real round stages until it has generated ``--budget`` tokens (rollouts, mining
@@ -42,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="bench/modes")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a parameter for every campaign")
     parser.add_argument("--set-mode", action="append", default=[], metavar="MODE:SECTION.KEY=VALUE", help="override a parameter for one mode only")
+    parser.add_argument("--engine", default="transformers", choices=["transformers", "vllm", "auto"],
+                        help="sampling.engine of every campaign (default transformers: on the tiny embedded model it is "
+                             "the faster engine, and the README's figures were measured with it)")
     parser.add_argument("--max-rounds", type=int, default=50)
     parser.add_argument("--jobs", type=int, default=1, help="campaigns run at once, in separate processes (torch threads: cores // jobs)")
     parser.add_argument("--from-records", nargs="+", type=Path, metavar="PARQUET",
@@ -64,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     if not (checkpoint / "config.json").exists():
         print(f"bench_modes: error: {checkpoint}: no checkpoint (config.json missing)", file=sys.stderr)
         return 2
-    overrides, per_mode = {}, {}
+    overrides, per_mode = {"sampling.engine": args.engine}, {}
     try:
         for item in args.set:
             key, _, value = item.partition("=")
