@@ -13,7 +13,7 @@ the same prompts (round 1's training problems, ``--prompts`` of them, ``--sample
 Each measurement runs in a fresh process (vLLM sizes its KV cache from the process's memory),
 with ``import vllm`` done before the clock starts. Usage::
 
-    python scripts/bench_engines.py [--prompts 128] [--samples 8] [--skip-large]
+    python scripts/bench_engines.py [--prompts 128] [--samples 8] [--repeats 3] [--skip-large]
 """
 
 from __future__ import annotations
@@ -60,13 +60,22 @@ def child_stage(root: Path) -> dict:
     from rlint.config import load_params
     from rlint.stages import rollout
 
-    loads = []
+    loads, generates = [], []
     real_load = rollout.load_engine
 
     def timed_load(*args, **kwargs):
         started = time.monotonic()
         engine = real_load(*args, **kwargs)
         loads.append(time.monotonic() - started)
+        real_generate = engine.generate
+
+        def timed_generate(*args, **kwargs):
+            started = time.monotonic()
+            samples = real_generate(*args, **kwargs)
+            generates.append(time.monotonic() - started)
+            return samples
+
+        engine.generate = timed_generate
         return engine
 
     rollout.load_engine = timed_load
@@ -74,7 +83,7 @@ def child_stage(root: Path) -> dict:
     started = time.monotonic()
     metrics = rollout.run(params, 1, root)
     wall = time.monotonic() - started
-    return {"wall_s": wall, "load_s": loads[0], "tokens": metrics["generated_tokens"],
+    return {"wall_s": wall, "load_s": loads[0], "generate_s": sum(generates), "tokens": metrics["generated_tokens"],
             "stage_tokens_per_s": metrics["tokens_per_second"], "engine": metrics["engine"]}
 
 
@@ -85,7 +94,7 @@ def child_bare(root: Path) -> dict:
     from vllm.inputs import TokensPrompt
 
     from rlint.config import load_params, round_seed
-    from rlint.engine.vllm import sequence_seed
+    from rlint.engine.vllm import resolve_dtype, sequence_seed
     from rlint.tasks import load_task
 
     params = load_params(root / "params.yaml")
@@ -96,7 +105,7 @@ def child_bare(root: Path) -> dict:
     prompts = [TokensPrompt(prompt_token_ids=tokenizer(p.prompt, add_special_tokens=False)["input_ids"]) for p in problems]
     started = time.monotonic()
     llm = LLM(model=str(model), tensor_parallel_size=settings.tensor_parallel_size, gpu_memory_utilization=settings.gpu_memory_utilization,
-              max_model_len=settings.max_model_len, dtype=settings.dtype, enforce_eager=settings.enforce_eager,
+              max_model_len=settings.max_model_len, dtype=resolve_dtype(settings.dtype, model), enforce_eager=settings.enforce_eager,
               logprobs_mode="processed_logprobs", seed=0, enable_chunked_prefill=False)  # as VLLMEngine
     load = time.monotonic() - started
     # one seed per prompt (vLLM seeds its n samples seed, seed + 1, ...): one shared seed would give
@@ -120,18 +129,30 @@ def run_child(kind: str, root: Path) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def bench(name: str, model: Path, prompts: int, samples: int, tmp: Path) -> None:
-    hf = run_child("stage", workspace(tmp / f"{name}-hf", model, "transformers", prompts, samples))
-    vl = run_child("stage", workspace(tmp / f"{name}-vllm", model, "vllm", prompts, samples))
-    bare = run_child("bare", workspace(tmp / f"{name}-bare", model, "vllm", prompts, samples))
-    print(f"\n== {name}: {prompts} prompts x {samples} samples, max_new_tokens from params.yaml")
+def median_run(runs: list[dict]) -> dict:
+    """The run of median wall time (the lower middle one for an even count)."""
+    return sorted(runs, key=lambda run: run["wall_s"])[(len(runs) - 1) // 2]
+
+
+def bench(name: str, model: Path, prompts: int, samples: int, repeats: int, tmp: Path) -> None:
+    runs = {"hf": [], "vllm": [], "bare": []}
+    for i in range(repeats):  # interleaved, so a slow spell of the machine hits every kind alike
+        runs["hf"].append(run_child("stage", workspace(tmp / f"{name}-hf-{i}", model, "transformers", prompts, samples)))
+        runs["vllm"].append(run_child("stage", workspace(tmp / f"{name}-vllm-{i}", model, "vllm", prompts, samples)))
+        runs["bare"].append(run_child("bare", workspace(tmp / f"{name}-bare-{i}", model, "vllm", prompts, samples)))
+    hf, vl, bare = (median_run(runs[kind]) for kind in ("hf", "vllm", "bare"))
+    print(f"\n== {name}: {prompts} prompts x {samples} samples, max_new_tokens from params.yaml; median of {repeats} runs")
+    for kind, label in (("hf", "transformers stage"), ("vllm", "vLLM stage"), ("bare", "bare LLM.generate")):
+        walls = ", ".join(f"{run['wall_s']:.1f}s" for run in runs[kind])
+        print(f"wall of each run, {label}: {walls}")
     print(f"rollout stage, transformers: {hf['stage_tokens_per_s']:8.0f} tok/s  ({hf['tokens']} tokens; wall {hf['wall_s']:.1f}s, load {hf['load_s']:.1f}s)")
     print(f"rollout stage, vLLM:         {vl['stage_tokens_per_s']:8.0f} tok/s  ({vl['tokens']} tokens; wall {vl['wall_s']:.1f}s, load {vl['load_s']:.1f}s)")
     print(f"vLLM / transformers:         {vl['stage_tokens_per_s'] / hf['stage_tokens_per_s']:8.2f}x")
     print(f"bare LLM.generate:           {bare['tokens_per_s']:8.0f} tok/s  ({bare['tokens']} tokens; generate {bare['generate_s']:.1f}s, LLM() {bare['load_s']:.1f}s)")
     print(f"stage / bare, wall incl. engine start: {vl['wall_s']:.1f}s / {bare['wall_s']:.1f}s = {vl['wall_s'] / bare['wall_s']:.2f}x")
     stage_work = vl["wall_s"] - vl["load_s"]
-    print(f"stage / bare, after engine start:      {stage_work:.1f}s / {bare['generate_s']:.1f}s = {stage_work / bare['generate_s']:.2f}x")
+    print(f"stage / bare, after engine start:      {stage_work:.1f}s / {bare['generate_s']:.1f}s = {stage_work / bare['generate_s']:.2f}x"
+          f"  (stage: generate {vl['generate_s']:.1f}s, the rest {stage_work - vl['generate_s']:.1f}s)")
     per_token = (stage_work / vl["tokens"]) / (bare["generate_s"] / bare["tokens"])
     print(f"stage / bare, seconds per generated token after engine start: {per_token:.2f}x")
 
@@ -140,23 +161,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prompts", type=int, default=128)
     parser.add_argument("--samples", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each measurement, interleaved; the median is reported")
     parser.add_argument("--skip-large", action="store_true", help="only the embedded model")
     parser.add_argument("--child", nargs=2, metavar=("KIND", "ROOT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         kind, root = args.child[0], Path(args.child[1])
         if kind == "bare" or "engine: vllm" in (root / "params.yaml").read_text():
-            import vllm  # noqa: F401  (import time, 15-25 s here, is left out of every figure)
+            # import time (15-25 s here) is left out of every figure: the stage's engine and the
+            # bare run import the same modules before their clocks start
+            from vllm import LLM, SamplingParams  # noqa: F401
+            from vllm.inputs import TokensPrompt  # noqa: F401
 
         print(json.dumps(child_stage(root) if kind == "stage" else child_bare(root)))
         return
     print(f"load average: {os.getloadavg()}, cpus: {os.cpu_count()}")
     with tempfile.TemporaryDirectory(prefix="bench-engines-") as tmp:
         tmp = Path(tmp)
-        bench("embedded (checkpoints/round=0)", REPO / "checkpoints" / "round=0", args.prompts, args.samples, tmp)
+        bench("embedded (checkpoints/round=0)", REPO / "checkpoints" / "round=0", args.prompts, args.samples, args.repeats, tmp)
         if not args.skip_large:
             size = build_large(tmp / "large")
-            bench(f"random-init Llama, {size / 1e6:.1f} M parameters", tmp / "large", args.prompts, args.samples, tmp)
+            bench(f"random-init Llama, {size / 1e6:.1f} M parameters", tmp / "large", args.prompts, args.samples, args.repeats, tmp)
     print(f"load average: {os.getloadavg()}")
 
 

@@ -20,7 +20,7 @@ def engine_name(engine: str) -> str:
     if engine == "auto":
         return "vllm" if vllm_available() else "transformers"
     if engine == "vllm" and not vllm_available():
-        raise EngineError("sampling.engine=vllm: vLLM is not installed (make install-vllm, or use auto/transformers)")
+        raise EngineError("sampling.engine=vllm: vLLM is not installed (`make install` installs it unless VLLM=0; or use auto/transformers)")
     return engine
 
 

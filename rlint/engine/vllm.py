@@ -32,6 +32,21 @@ def vllm_available() -> bool:
     return importlib.util.find_spec("vllm") is not None
 
 
+def resolve_dtype(dtype: str, checkpoint: str | Path) -> str:
+    """The dtype vLLM runs the model in: ``auto`` is the checkpoint's own (config.json), float32 if unset.
+
+    vLLM's own ``auto`` casts a float32 checkpoint to bfloat16 (on a CPU as on a GPU): the
+    samples then come from a different model than the one the optimize stage trains, and on a
+    CPU without bfloat16 units (no AVX512-BF16 or AMX) each step is about twice as slow.
+    """
+    if dtype != "auto":
+        return dtype
+    import json
+
+    config = json.loads((Path(checkpoint) / "config.json").read_text())
+    return str(config.get("dtype") or config.get("torch_dtype") or "float32")
+
+
 def sequence_seed(seed: int, index: int) -> int:
     """Seed of sequence ``index`` of a request seeded ``seed``: a stable 63-bit hash of both.
 
@@ -59,6 +74,7 @@ class VLLMEngine:
         from rlint.policy import check_checkpoint
 
         path = check_checkpoint(checkpoint)
+        self.dtype = resolve_dtype(settings.dtype, path)
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         self.eos_token_id = self.tokenizer.eos_token_id
         started = time.monotonic()
@@ -68,7 +84,7 @@ class VLLMEngine:
             tensor_parallel_size=settings.tensor_parallel_size,
             gpu_memory_utilization=settings.gpu_memory_utilization,
             max_model_len=settings.max_model_len,
-            dtype=settings.dtype,
+            dtype=self.dtype,
             enforce_eager=settings.enforce_eager,
             logprobs_mode="processed_logprobs",
             seed=0,  # every request carries its own seed
@@ -77,7 +93,8 @@ class VLLMEngine:
             enable_chunked_prefill=False,
         )
         self.max_model_len = self.llm.llm_engine.model_config.max_model_len
-        log.info("vLLM engine on %s ready in %.1fs (max_model_len %d)", path, time.monotonic() - started, self.max_model_len)
+        log.info("vLLM engine on %s ready in %.1fs (%s, max_model_len %d)", path, time.monotonic() - started, self.dtype,
+                 self.max_model_len)
 
     def encode(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
