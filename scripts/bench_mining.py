@@ -27,6 +27,7 @@ from pathlib import Path
 
 from rlint.config import ConfigError, load_params
 from rlint.data import read_rows
+from rlint.engine import EngineError, engine_name
 from rlint.mining import SEARCHES
 from rlint.policy import CheckpointError, check_checkpoint
 from rlint.stages import correct, mine, rollout
@@ -56,6 +57,7 @@ def main() -> None:
     try:
         base = load_params(args.params)
         check_checkpoint(args.checkpoint)
+        engine_name(args.engine)  # vllm where it is not installed: refused before anything is written
         params = dataclasses.replace(
             base, mode="internalized", sampling=dataclasses.replace(base.sampling, engine=args.engine),
             rollout=dataclasses.replace(base.rollout, prompts_per_round=args.prompts, samples_per_prompt=args.samples),
@@ -65,7 +67,7 @@ def main() -> None:
                                                          temperature=args.temperature),
                                      max_failures=None, failures_per_problem=args.failures_per_problem),
         )
-    except (ConfigError, CheckpointError) as err:
+    except (ConfigError, CheckpointError, EngineError) as err:
         print(f"bench_mining: {err}", file=sys.stderr)
         sys.exit(2)
     names = ["binary"] + [n for n in args.searches.split(",") if n and n != "binary"]
