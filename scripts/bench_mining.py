@@ -25,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from rlint.config import ConfigError, load_params
+from rlint.config import ENGINES, ConfigError, load_params
 from rlint.data import read_rows
 from rlint.engine import EngineError, engine_name
 from rlint.mining import SEARCHES
@@ -48,7 +48,7 @@ def main() -> None:
     parser.add_argument("--threshold", type=float, default=None, help="mine.value_threshold (default: params.yaml)")
     parser.add_argument("--failures-per-problem", type=int, default=None, help="mine.failures_per_problem (default: every failure)")
     parser.add_argument("--temperature", type=float, default=None, help="mine.temperature (default: params.yaml)")
-    parser.add_argument("--engine", default="transformers", choices=["transformers", "vllm", "auto"],
+    parser.add_argument("--engine", default="transformers", choices=ENGINES,
                         help="sampling.engine (default transformers: the engine docs/method.md's figures were measured with)")
     parser.add_argument("--out", default="/tmp/rlint-bench-mining")
     parser.add_argument("--searches", default="binary,linear,full", help="comma-separated strategies; binary is always run")

@@ -26,6 +26,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from rlint.bench_modes import plot_curves, run_campaign, summarize, summary_table  # noqa: E402
+from rlint.config import ENGINES  # noqa: E402
 
 
 def parse_value(text: str):
@@ -42,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="bench/modes")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a parameter for every campaign")
     parser.add_argument("--set-mode", action="append", default=[], metavar="MODE:SECTION.KEY=VALUE", help="override a parameter for one mode only")
-    parser.add_argument("--engine", default="transformers", choices=["transformers", "vllm", "auto"],
+    parser.add_argument("--engine", default="transformers", choices=ENGINES,
                         help="sampling.engine of every campaign (default transformers: on the tiny embedded model it is "
                              "the faster engine, and the README's figures were measured with it)")
     parser.add_argument("--max-rounds", type=int, default=50)
