@@ -65,6 +65,7 @@ class BootstrapConfig:
     max_length: int = 128  # embedded model: context length in tokens
     steps: int = 500  # supervised steps on worked solutions
     train_problems: int = 20000  # worked solutions drawn from the train split
+    faithful_share: float = 0.0  # per train problem, this share also gives a solution that goes on faithfully from one wrong line
     batch_size: int = 64  # sequences per supervised step
     lr: float = 3e-3  # learning rate (50 warm-up steps, then constant)
     eval_problems: int = 200  # held-out problems scored after training
@@ -77,6 +78,8 @@ class BootstrapConfig:
                 raise ConfigError(f"bootstrap.{name} must be >= 1")
         if self.lr <= 0:
             raise ConfigError("bootstrap.lr must be > 0")
+        if not 0.0 <= self.faithful_share <= 1.0:
+            raise ConfigError(f"bootstrap.faithful_share={self.faithful_share}: must be in [0, 1]")
 
 
 @dataclass(frozen=True)

@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         records = [row for path in args.from_records for row in pl.read_parquet(path).to_dicts()]
         seeds = sorted({r["seed"] for r in records})
     else:
-        base_accuracy = _base_accuracy(base, checkpoint, out)
+        base_accuracy = _base_accuracy(base, checkpoint, out, overrides)
         jobs = [(base, mode, seed, args.budget, str(checkpoint), base_accuracy, str(out / f"mode={mode}" / f"seed={seed}"), args.max_rounds,
                  {**overrides, **per_mode.get(mode, {})}, max(1, (os.cpu_count() or 1) // args.jobs)) for seed in seeds for mode in modes]
         records = []
@@ -128,8 +128,9 @@ def _run_all(jobs: list[tuple], processes: int):
         yield from pool.imap(campaign_job, jobs)
 
 
-def _base_accuracy(base: dict, checkpoint: Path, out: Path) -> float:
-    """Held-out accuracy of the base policy, by the evaluate stage (round 0 of a scratch workspace)."""
+def _base_accuracy(base: dict, checkpoint: Path, out: Path, overrides: dict) -> float:
+    """Held-out accuracy of the base policy, by the evaluate stage (round 0 of a scratch workspace),
+    with the overrides every campaign gets (``sampling.engine`` included: the same engine scores every point)."""
     import shutil
 
     from rlint.bench_modes import campaign_params
@@ -140,7 +141,7 @@ def _base_accuracy(base: dict, checkpoint: Path, out: Path) -> float:
     shutil.rmtree(workspace, ignore_errors=True)
     (workspace / "checkpoints").mkdir(parents=True)
     shutil.copytree(checkpoint, workspace / "checkpoints" / "round=0")
-    (workspace / "params.yaml").write_text(yaml.safe_dump(campaign_params(base, base.get("mode", "internalized"), base.get("seed", 0), 1), sort_keys=False))
+    (workspace / "params.yaml").write_text(yaml.safe_dump(campaign_params(base, base.get("mode", "internalized"), base.get("seed", 0), 1, overrides), sort_keys=False))
     return evaluate.run(load_params(workspace / "params.yaml"), 0, workspace)["heldout_accuracy"]
 
 

@@ -77,6 +77,7 @@ def test_small_benchmark_through_the_command(tmp_path, tiny_checkpoint):
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     for section, values in TINY_PARAMS.items():
         params[section].update(values)
+    params["sampling"]["engine"] = "auto"  # the command's --engine (default transformers) decides, for every point
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     sys.path.insert(0, str(REPO / "scripts"))
     import bench_modes
@@ -87,6 +88,7 @@ def test_small_benchmark_through_the_command(tmp_path, tiny_checkpoint):
                              "--seeds", "0,1", "--out", str(out), "--jobs", "2"])
     assert code == 0
     records = pl.read_parquet(out / "records.parquet")
+    assert json.loads((out / "base" / "metrics" / "evaluate" / "round=0.json").read_text())["engine"] == "transformers"
     assert sorted(set(records["mode"])) == ["internalized", "oracle", "outcome"] and sorted(set(records["seed"])) == [0, 1]
     for (mode, seed), group in records.group_by("mode", "seed"):
         group = group.sort("round")

@@ -28,6 +28,7 @@ def test_repository_params_load():
     ("sampling:\n  vllm:\n    enforce_eager: 1\n", "sampling.vllm.enforce_eager: expected bool"),
     ("credit:\n  continuation_weight: -1\n", "credit.continuation_weight"),
     ("mine:\n  temperature: 0.7\n", "mine.temperature=0.7"),
+    ("bootstrap:\n  faithful_share: 1.5\n", "bootstrap.faithful_share=1.5"),
 ])
 def test_bad_params_name_file_and_key(tmp_path, text, fragment):
     path = tmp_path / "params.yaml"

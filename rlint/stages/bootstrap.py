@@ -9,6 +9,7 @@ its held-out accuracy is written to ``metrics/evaluate/round=0.json``.
 from __future__ import annotations
 
 import logging
+import random
 import shutil
 from pathlib import Path
 
@@ -24,14 +25,26 @@ log = logging.getLogger(__name__)
 
 
 def embedded_policy(params: Params, task, seed: int):
-    """The untrained embedded model, its tokenizer and the worked solutions it learns from."""
+    """The untrained embedded model, its tokenizer and the ``(context, target)`` token lists it learns from.
+
+    Every train problem gives its worked solution (context: the prompt). The first
+    ``faithful_share`` of them also give a faithful continuation (context: the prompt and the
+    solution up to an injected wrong line; target: the rest, computed from the wrong value),
+    so the loss never falls on a wrong line.
+    """
     cfg = params.bootstrap
     tokenizer = build_char_tokenizer()
     model = build_tiny_llama(len(tokenizer), tokenizer, cfg.hidden_size, cfg.intermediate_size, cfg.layers, cfg.heads, cfg.max_length, seed)
-    examples = [
-        (tokenizer.encode(p.prompt, add_special_tokens=False), tokenizer.encode(task.solution(p), add_special_tokens=False) + [tokenizer.eos_token_id])
-        for p in task.problems("train", 0, cfg.train_problems)
-    ]
+    problems = task.problems("train", 0, cfg.train_problems)
+
+    def example(context: str, target: str) -> tuple[list[int], list[int]]:
+        return tokenizer.encode(context, add_special_tokens=False), tokenizer.encode(target, add_special_tokens=False) + [tokenizer.eos_token_id]
+
+    examples = [example(p.prompt, task.solution(p)) for p in problems]
+    rng = random.Random(seed)
+    for p in problems[: round(cfg.faithful_share * len(problems))]:
+        wrong_prefix, rest = task.faithful_example(p, rng)
+        examples.append(example(p.prompt + wrong_prefix, rest))
     return model, tokenizer, examples
 
 

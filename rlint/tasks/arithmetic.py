@@ -124,6 +124,36 @@ class ArithmeticTask:
         """The reference worked solution, ending with a newline."""
         return "\n".join(solve(*parse_prompt(problem.prompt))) + "\n"
 
+    def faithful_example(self, problem: Problem, rng: random.Random) -> tuple[str, str]:
+        """A worked solution that goes on faithfully from one wrong line: ``(context, target)``.
+
+        One step, drawn by ``rng``, gets a wrong result (off by 1-3 or 10, kept in
+        ``0..value_max``); every later line computes from the value actually written, so the
+        final answer is wrong too. ``context`` is the completion up to and including the wrong
+        line, ``target`` the rest. A model trained on ``target`` only learns to continue from
+        what it wrote rather than from the reference chain, so its errors propagate to the
+        answer instead of cancelling, which is what outcome-only mining needs to see them.
+
+        >>> task = ArithmeticTask()
+        >>> context, target = task.faithful_example(Problem("x", "Q:3,+4,*2\\n", "14"), random.Random(1))
+        >>> context, target
+        ('3+4=5\\n', '5*2=10\\nA:10\\n')
+        """
+        start, ops = parse_prompt(problem.prompt)
+        wrong_at = rng.randrange(len(ops))
+        value, lines = start, []
+        for index, (op, operand) in enumerate(ops):
+            result = _OPS[op](value, operand)
+            if index == wrong_at:
+                wrong = result
+                while wrong == result or not 0 <= wrong <= self.config.value_max:
+                    wrong = result + rng.choice((-3, -2, -1, 1, 2, 3, -10, 10))
+                result = wrong
+            lines.append(f"{value}{op}{operand}={result}")
+            value = result
+        lines.append(f"A:{value}")
+        return "".join(line + "\n" for line in lines[: wrong_at + 1]), "".join(line + "\n" for line in lines[wrong_at + 1 :])
+
     # -- verifiers --------------------------------------------------------------------------
     def reward(self, completion: str, answer: str) -> float | None:
         """1.0 if the first ``A:<int>`` line equals ``answer``, 0.0 if it differs, None if absent.

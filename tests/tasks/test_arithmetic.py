@@ -82,3 +82,28 @@ def test_verifiers_never_raise_on_arbitrary_text(text):
 def test_bad_difficulty_is_refused(kwargs):
     with pytest.raises(TaskInputError):
         ArithmeticConfig(**kwargs)
+
+
+def test_faithful_example_goes_on_from_its_one_wrong_line():
+    import random
+
+    task = ArithmeticTask()
+    rng = random.Random(0)
+    for problem in task.problems("train", 0, 300):
+        context, target = task.faithful_example(problem, rng)
+        completion = context + target
+        written = completion.split("\n")[:-1]
+        reference = task.solution(problem).split("\n")[:-1]
+        wrong = task.first_error_step(problem, completion)
+        # exactly the last line of the context is the first wrong line, and its result stays in range
+        assert wrong == len(context.split("\n")) - 1
+        assert written[: wrong - 1] == reference[: wrong - 1]
+        assert 0 <= int(written[wrong - 1].split("=")[1]) <= task.config.value_max
+        # every later line is computed from the value actually written before it
+        value = int(written[wrong - 1].split("=")[1])
+        start, ops = parse_prompt(problem.prompt)
+        for line, (op, operand) in zip(written[wrong:], ops[wrong:]):
+            assert line == solve(value, [(op, operand)])[0]
+            value = int(line.split("=")[1])
+        assert written[-1] == f"A:{value}"
+        assert task.reward(completion, problem.answer) == 0.0
