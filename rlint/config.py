@@ -65,7 +65,7 @@ class BootstrapConfig:
     max_length: int = 128  # embedded model: context length in tokens
     steps: int = 500  # supervised steps on worked solutions
     train_problems: int = 20000  # worked solutions drawn from the train split
-    faithful_share: float = 0.0  # per train problem, this share also gives a solution that goes on faithfully from one wrong line
+    faithful_share: float = 0.0  # share of the train problems that also give a solution going on faithfully from one injected wrong line
     batch_size: int = 64  # sequences per supervised step
     lr: float = 3e-3  # learning rate (50 warm-up steps, then constant)
     eval_problems: int = 200  # held-out problems scored after training
