@@ -141,18 +141,14 @@ class ArithmeticTask:
         """
         start, ops = parse_prompt(problem.prompt)
         wrong_at = rng.randrange(len(ops))
-        value, lines = start, []
-        for index, (op, operand) in enumerate(ops):
-            result = _OPS[op](value, operand)
-            if index == wrong_at:
-                wrong = result
-                while wrong == result or not 0 <= wrong <= self.config.value_max:
-                    wrong = result + rng.choice((-3, -2, -1, 1, 2, 3, -10, 10))
-                result = wrong
-            lines.append(f"{value}{op}{operand}={result}")
-            value = result
-        lines.append(f"A:{value}")
-        return "".join(line + "\n" for line in lines[: wrong_at + 1]), "".join(line + "\n" for line in lines[wrong_at + 1 :])
+        *head, answer_so_far = solve(start, ops[:wrong_at])  # the reference lines before the wrong step
+        value = int(answer_so_far[2:])
+        op, operand = ops[wrong_at]
+        right = wrong = _OPS[op](value, operand)
+        while wrong == right or not 0 <= wrong <= self.config.value_max:
+            wrong = right + rng.choice((-3, -2, -1, 1, 2, 3, -10, 10))
+        context = head + [f"{value}{op}{operand}={wrong}"]
+        return "".join(line + "\n" for line in context), "".join(line + "\n" for line in solve(wrong, ops[wrong_at + 1 :]))
 
     # -- verifiers --------------------------------------------------------------------------
     def reward(self, completion: str, answer: str) -> float | None:

@@ -1,13 +1,12 @@
 from rlint.config import load_params
 from rlint.stages.bootstrap import embedded_policy
 from rlint.tasks import load_task
-from tests.conftest import make_workspace
 
 
 def test_faithful_share_adds_continuations_with_no_loss_on_the_wrong_line(tmp_path):
-    ws = make_workspace(tmp_path / "ws", {"bootstrap": {"hidden_size": 32, "intermediate_size": 64, "layers": 2, "heads": 2,
-                                                       "train_problems": 40, "faithful_share": 0.25}})
-    params = load_params(ws / "params.yaml")
+    path = tmp_path / "params.yaml"
+    path.write_text("bootstrap:\n  hidden_size: 32\n  intermediate_size: 64\n  layers: 2\n  heads: 2\n  train_problems: 40\n  faithful_share: 0.25\n")
+    params = load_params(path)
     task = load_task(params.task)
     _, tokenizer, examples = embedded_policy(params, task, seed=0)
     problems = task.problems("train", 0, 40)
