@@ -47,13 +47,16 @@ def mode_curves(records: list[dict], grid: np.ndarray) -> dict[str, dict[str, np
     """Per mode, the held-out accuracy of each seed at each token budget of ``grid``.
 
     grid: (B,) token budgets. Returns ``{mode: {"per_seed": (S, B), "mean": (B,), "std": (B,),
-    "min": (B,), "max": (B,)}}`` with S the mode's seeds (std over seeds, population).
+    "sem": (B,), "min": (B,), "max": (B,)}}`` with S the mode's seeds; ``std`` is the sample
+    standard deviation over seeds (ddof 1; 0 for one seed), ``sem = std / sqrt(S)``.
     """
     out = {}
     for mode in _modes(records):
         seeds = sorted({r["seed"] for r in records if r["mode"] == mode})
         per_seed = np.array([[accuracy_at([r for r in records if r["mode"] == mode and r["seed"] == s], b) for b in grid] for s in seeds])
-        out[mode] = {"per_seed": per_seed, "mean": per_seed.mean(0), "std": per_seed.std(0), "min": per_seed.min(0), "max": per_seed.max(0)}
+        std = per_seed.std(0, ddof=1) if len(seeds) > 1 else np.zeros(len(grid))
+        out[mode] = {"per_seed": per_seed, "mean": per_seed.mean(0), "std": std, "sem": std / np.sqrt(len(seeds)),
+                     "min": per_seed.min(0), "max": per_seed.max(0)}
     return out
 
 
@@ -68,27 +71,58 @@ def summarize(records: list[dict], budget: float) -> dict:
 
     ``grid`` is every distinct cumulative token count of any campaign up to ``budget`` (plus 0 and
     the budget), so the step curves are exact. ``gap_closed`` is
-    ``(internalized - outcome) / (oracle - outcome)`` of the mean final accuracies (None when the
-    oracle is not above outcome).
+    ``(mode - outcome) / (oracle - outcome)`` of the mean final accuracies for each mode other than
+    those two (None when the oracle is not above outcome); ``gap_closed`` is that of ``internalized``.
     """
     grid = np.array(sorted({0.0, float(budget)} | {float(r["cumulative_tokens"]) for r in records if r["cumulative_tokens"] <= budget}))
     curves = mode_curves(records, grid)
     final = {mode: float(c["mean"][-1]) for mode, c in curves.items()}
     summary = {"budget": budget, "grid": grid, "curves": curves, "final_mean": final,
-               "final_std": {mode: float(c["std"][-1]) for mode, c in curves.items()}, "tokens_to_outcome_final": {}, "gap_closed": None}
+               "final_std": {mode: float(c["std"][-1]) for mode, c in curves.items()},
+               "final_sem": {mode: float(c["sem"][-1]) for mode, c in curves.items()}, "tokens_to_outcome_final": {},
+               "gaps_closed": {}, "gap_closed": None}
     if "outcome" in final:
         for mode, c in curves.items():
             summary["tokens_to_outcome_final"][mode] = tokens_to_reach(grid, c["mean"], final["outcome"])
-    if {"outcome", "oracle", "internalized"} <= set(final) and final["oracle"] > final["outcome"]:
-        summary["gap_closed"] = (final["internalized"] - final["outcome"]) / (final["oracle"] - final["outcome"])
+    if {"outcome", "oracle"} <= set(final):
+        above = final["oracle"] > final["outcome"]
+        for mode in set(final) - {"outcome", "oracle"}:
+            summary["gaps_closed"][mode] = (final[mode] - final["outcome"]) / (final["oracle"] - final["outcome"]) if above else None
+        summary["gap_closed"] = summary["gaps_closed"].get("internalized")
     return summary
+
+
+def summary_record(records: list[dict], summary: dict) -> dict:
+    """The JSON form of a summary: per mode ``final_acc_mean``, ``final_acc_std`` (sample, over seeds),
+    ``final_acc_sem``, ``seeds``, ``rounds_mean``, ``tokens_to_outcome_final`` and its share of the
+    budget ``tokens_to_outcome_final_share`` (None: never reached), and ``gap_closed`` for every mode
+    that is neither outcome nor oracle; ``differences``: each mode's final mean minus outcome's with
+    its standard error ``sqrt(sem_mode^2 + sem_outcome^2)``."""
+    budget = summary["budget"]
+    modes = {}
+    for mode, curve in summary["curves"].items():
+        seeds = sorted({r["seed"] for r in records if r["mode"] == mode})
+        rounds = [max(r["round"] for r in records if r["mode"] == mode and r["seed"] == s and r["cumulative_tokens"] <= budget) for s in seeds]
+        reach = summary["tokens_to_outcome_final"].get(mode)
+        modes[mode] = {"final_acc_mean": float(curve["mean"][-1]), "final_acc_std": float(curve["std"][-1]), "final_acc_sem": float(curve["sem"][-1]),
+                       "final_acc_per_seed": [float(v) for v in curve["per_seed"][:, -1]], "seeds": seeds, "rounds_mean": float(np.mean(rounds)),
+                       "tokens_to_outcome_final": reach, "tokens_to_outcome_final_share": None if reach is None else reach / budget}
+        if mode in summary["gaps_closed"]:
+            modes[mode]["gap_closed"] = summary["gaps_closed"][mode]
+    differences = {}
+    if "outcome" in modes:
+        for mode, entry in modes.items():
+            if mode != "outcome":
+                differences[f"{mode}-outcome"] = {"mean": entry["final_acc_mean"] - modes["outcome"]["final_acc_mean"],
+                                                  "se": float(np.hypot(entry["final_acc_sem"], modes["outcome"]["final_acc_sem"]))}
+    return {"budget": budget, "modes": modes, "differences": differences}
 
 
 def summary_table(records: list[dict], summary: dict) -> str:
     """A plain-text table: per mode, seeds, rounds run, final accuracy (mean ± std, min–max), tokens to reach outcome's final."""
     budget = summary["budget"]
     lines = [f"budget: {budget:,.0f} generated tokens per campaign (rollouts + mining + correction)",
-             f"{'mode':<13}{'seeds':>6}{'rounds':>8}{'final_acc':>11}{'std':>7}{'min':>7}{'max':>7}{'tokens_to_outcome_final':>25}{'share_of_budget':>17}"]
+             f"{'mode':<13}{'seeds':>6}{'rounds':>8}{'final_acc':>11}{'std':>7}{'sem':>7}{'min':>7}{'max':>7}{'tokens_to_outcome_final':>25}{'share_of_budget':>17}"]
     for mode, curve in summary["curves"].items():
         rounds = [max(r["round"] for r in records if r["mode"] == mode and r["seed"] == s and r["cumulative_tokens"] <= budget)
                   for s in sorted({r["seed"] for r in records if r["mode"] == mode})]
@@ -96,9 +130,9 @@ def summary_table(records: list[dict], summary: dict) -> str:
         reach_text = "never" if reach is None else f"{reach:,.0f}"
         share = "-" if reach is None else f"{reach / budget:.2f}"
         lines.append(f"{mode:<13}{curve['per_seed'].shape[0]:>6}{np.mean(rounds):>8.1f}{curve['mean'][-1]:>11.3f}{curve['std'][-1]:>7.3f}"
-                     f"{curve['min'][-1]:>7.3f}{curve['max'][-1]:>7.3f}{reach_text:>25}{share:>17}")
-    gap = summary["gap_closed"]
-    lines.append("gap closed by internalized (outcome -> oracle, final means): " + ("n/a (oracle not above outcome)" if gap is None else f"{gap:.2f}"))
+                     f"{curve['sem'][-1]:>7.3f}{curve['min'][-1]:>7.3f}{curve['max'][-1]:>7.3f}{reach_text:>25}{share:>17}")
+    for mode, gap in sorted(summary["gaps_closed"].items()):
+        lines.append(f"gap closed by {mode} (outcome -> oracle, final means): " + ("n/a (oracle not above outcome)" if gap is None else f"{gap:.2f}"))
     return "\n".join(lines)
 
 

@@ -23,6 +23,7 @@ ENGINES = ("auto", "vllm", "transformers")
 VLLM_DTYPES = ("auto", "float32", "bfloat16", "float16")
 LR_SCHEDULES = ("constant", "linear", "cosine")
 MIXED_PRECISIONS = ("no", "bf16", "fp16")
+OLD_LOGPROBS = ("sampler", "recompute")
 
 
 class ConfigError(ValueError):
@@ -185,6 +186,7 @@ class CreditConfig:
     branch_weight: float = 1.0  # internalized: scale of corrected-branch advantages
     continuation_weight: float = 1.0  # internalized: scale of the advantages of mining continuations from good prefixes (0: not trained)
     epsilon: float = 1e-6  # added to the group std
+    group_std: str = "population"  # population (divide by n) | sample (divide by n - 1, TRL's GRPOTrainer)
     answer_text: str | None = None  # info_gain: how the reference answer is written after the steps ("{answer}" is replaced); None: the task's own
     score_batch_size: int = 64  # info_gain: sequences per teacher-forced scoring pass
 
@@ -201,6 +203,10 @@ class CreditConfig:
             raise ConfigError(f"credit.answer_text={self.answer_text!r}: must contain {{answer}}")
         if self.score_batch_size < 1:
             raise ConfigError("credit.score_batch_size must be >= 1")
+        if self.group_std not in ("population", "sample"):
+            raise ConfigError(f"credit.group_std={self.group_std!r}: use population or sample")
+        if not self.epsilon > 0:
+            raise ConfigError("credit.epsilon must be > 0")
 
 
 @dataclass(frozen=True)
@@ -221,6 +227,9 @@ class OptimizeConfig:
     weight_decay: float = 0.0
     mixed_precision: str = "no"  # no | bf16 | fp16 (fp16 needs a GPU), passed to the Accelerator
     gradient_checkpointing: bool = False  # recompute activations in backward: less memory, more time
+    carry_optimizer_state: bool = False  # AdamW's moments carried from round k-1 to k (checkpoints/round=k/optimizer/); false: a fresh AdamW each round
+    reshuffle_epochs: bool = True  # a new minibatch order every epoch; false: one seeded order, the same minibatches each epoch (TRL's)
+    old_logprobs: str = "sampler"  # the ratio's old policy: sampler (the sampling log-probs) | recompute (a trainer forward pass before the update)
 
     def __post_init__(self) -> None:
         from rlint.losses import AGGREGATIONS, POLICY_LOSSES
@@ -241,6 +250,8 @@ class OptimizeConfig:
             raise ConfigError("optimize.clip_low must be in (0, 1) and optimize.clip_high > 0")
         if self.kl_coef < 0 or self.sft_weight < 0 or self.max_grad_norm <= 0:
             raise ConfigError("optimize.kl_coef and optimize.sft_weight must be >= 0, optimize.max_grad_norm > 0")
+        if self.old_logprobs not in OLD_LOGPROBS:
+            raise ConfigError(f"optimize.old_logprobs={self.old_logprobs!r}: use one of {', '.join(OLD_LOGPROBS)}")
 
 
 @dataclass(frozen=True)

@@ -38,25 +38,34 @@ import numpy as np
 from rlint.steps import prefix_offset
 
 TokenCredit = tuple[np.ndarray, np.ndarray]  # advantages (T,), loss weights (T,)
+GROUP_STDS = ("population", "sample")
 
 
-def group_outcome_advantages(rewards: np.ndarray, group_ids: np.ndarray, epsilon: float = 1e-6, scale_by_std: bool = True) -> np.ndarray:
+def group_outcome_advantages(rewards: np.ndarray, group_ids: np.ndarray, epsilon: float = 1e-6, scale_by_std: bool = True,
+                             group_std: str = "population") -> np.ndarray:
     """GRPO outcome advantage per sequence: ``(r - mean_group) / (std_group + epsilon)``.
 
     rewards: (N,) float, NaN for unscorable (counted as 0). group_ids: (N,) any hashable dtype.
-    Returns (N,) float32. A group whose rewards are all equal gets 0. ``std`` is the population
-    standard deviation; ``scale_by_std=False`` gives the Dr. GRPO variant (mean removal only).
+    Returns (N,) float32. A group whose rewards are all equal gets 0. ``group_std`` is
+    ``population`` (divide by n) or ``sample`` (divide by n - 1, as TRL's GRPOTrainer does; a
+    group of one then gets 0); ``scale_by_std=False`` gives the Dr. GRPO variant (mean removal only).
 
     >>> group_outcome_advantages(np.array([1.0, 0.0, 0.0, 1.0]), np.array([0, 0, 1, 1])).round(3).tolist()
     [1.0, -1.0, -1.0, 1.0]
+    >>> group_outcome_advantages(np.array([1.0, 0.0]), np.array([0, 0]), group_std="sample").round(3).tolist()
+    [0.707, -0.707]
     """
+    if group_std not in GROUP_STDS:
+        raise ValueError(f"unknown group_std {group_std!r}; use one of {', '.join(GROUP_STDS)}")
+    ddof = 1 if group_std == "sample" else 0
     rewards = np.nan_to_num(np.asarray(rewards, dtype=np.float64), nan=0.0)
     out = np.zeros_like(rewards)
     _, inverse = np.unique(np.asarray(group_ids), return_inverse=True)
     for group in range(inverse.max() + 1 if len(inverse) else 0):
         members = inverse == group
         centred = rewards[members] - rewards[members].mean()
-        out[members] = centred / (rewards[members].std() + epsilon) if scale_by_std else centred
+        std = rewards[members].std(ddof=ddof) if members.sum() > ddof else 0.0
+        out[members] = centred / (std + epsilon) if scale_by_std else centred
     return out.astype(np.float32)
 
 
@@ -191,7 +200,7 @@ def register_estimator(name: str, uses_mining: bool = False, needs_answer_probs:
 
 
 def _outcome(inputs: CreditInputs, cfg, scale_by_std: bool) -> np.ndarray:
-    return group_outcome_advantages(inputs.rewards, inputs.group_ids, cfg.epsilon, scale_by_std=scale_by_std)
+    return group_outcome_advantages(inputs.rewards, inputs.group_ids, cfg.epsilon, scale_by_std=scale_by_std, group_std=cfg.group_std)
 
 
 @register_estimator("grpo")

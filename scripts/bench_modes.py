@@ -7,7 +7,7 @@ Every campaign starts from the same base policy (the committed bootstrap checkpo
 the real round stages until it has generated ``--budget`` tokens (rollouts, mining
 continuations and correction samples all count). Writes to ``--out``:
 - ``records.parquet``: one row per (mode, seed, round): tokens by kind, cumulative tokens, held-out accuracy;
-- ``summary.txt``: the table printed at the end;
+- ``summary.txt``: the table printed at the end; ``summary.json``: the same figures per mode (rlint.bench_modes.summary_record);
 - ``accuracy_vs_tokens.png``: mean held-out accuracy against generated tokens, band = min..max over seeds;
 - ``mode=<m>/seed=<s>/``: each campaign's workspace (``rlint audit --root`` reads it).
 """
@@ -15,6 +15,7 @@ continuations and correction samples all count). Writes to ``--out``:
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -25,7 +26,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from rlint.bench_modes import plot_curves, run_campaign, summarize, summary_table  # noqa: E402
+from rlint.bench_modes import plot_curves, run_campaign, summarize, summary_record, summary_table  # noqa: E402
 from rlint.config import ENGINES  # noqa: E402
 
 
@@ -109,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     text = f"{table}\noverrides: {overrides_text}\nwall time: {time.monotonic() - started:.0f} s (jobs {args.jobs}, load average at the end {load:.1f})\n"
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.txt").write_text(text)
+    record = {**summary_record(records, summary), "overrides": args.set + args.set_mode, "engine": args.engine}
+    (out / "summary.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
     plot_curves(summary, out / "accuracy_vs_tokens.png", f"held-out accuracy vs generated tokens ({len(seeds)} seeds)")
     print(text + f"plot: {out / 'accuracy_vs_tokens.png'}")
     return 0

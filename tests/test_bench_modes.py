@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rlint.bench_modes import accuracy_at, campaign_params, mode_curves, summarize, summary_table
+from rlint.bench_modes import accuracy_at, campaign_params, mode_curves, summarize, summary_record, summary_table
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -39,7 +39,8 @@ def test_curves_mean_and_spread_over_seeds():
     curves = mode_curves(RECORDS, np.array([0.0, 10.0, 20.0, 30.0]))
     assert curves["outcome"]["per_seed"].tolist() == [[0.3, 0.4, 0.5, 0.6], [0.3, 0.4, 0.4, 0.5]]
     assert curves["outcome"]["mean"] == pytest.approx([0.3, 0.4, 0.45, 0.55])
-    assert curves["outcome"]["std"] == pytest.approx([0, 0, 0.05, 0.05])
+    assert curves["outcome"]["std"] == pytest.approx([0, 0, 0.1 / 2**0.5, 0.1 / 2**0.5])  # sample std over 2 seeds
+    assert curves["outcome"]["sem"] == pytest.approx([0, 0, 0.05, 0.05])
     assert curves["internalized"]["min"] == pytest.approx([0.3, 0.3, 0.5, 0.7])
 
 
@@ -52,6 +53,19 @@ def test_summary_tokens_to_outcome_final_and_gap_closed():
     assert summary["gap_closed"] == pytest.approx((0.7 - 0.55) / (0.8 - 0.55))
     table = summary_table(RECORDS, summary)
     assert "internalized" in table and "0.60" in table  # gap closed, printed
+
+
+def test_summary_record_has_the_json_keys_and_differences_with_their_error():
+    summary = summarize(RECORDS, 30)
+    record = summary_record(RECORDS, summary)
+    outcome, internalized = record["modes"]["outcome"], record["modes"]["internalized"]
+    assert outcome["final_acc_mean"] == pytest.approx(0.55) and outcome["seeds"] == [0, 1]
+    assert outcome["final_acc_per_seed"] == pytest.approx([0.6, 0.5]) and outcome["final_acc_sem"] == pytest.approx(0.05)
+    assert internalized["tokens_to_outcome_final_share"] == pytest.approx(0.5) and internalized["gap_closed"] == pytest.approx(0.6)
+    assert "gap_closed" not in outcome and "gap_closed" not in record["modes"]["oracle"]
+    assert internalized["rounds_mean"] == 2.0  # the third round ended past the budget
+    diff = record["differences"]["internalized-outcome"]
+    assert diff["mean"] == pytest.approx(0.15) and diff["se"] == pytest.approx((0.05**2 + 0.0) ** 0.5)
 
 
 def test_gap_is_undefined_when_the_oracle_is_not_better():

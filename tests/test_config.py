@@ -55,3 +55,15 @@ def test_engine_choice_follows_the_install(monkeypatch):
     monkeypatch.setattr(vllm_module, "vllm_available", lambda: True)
     assert engine_name("auto") == "vllm"
     assert engine_name("transformers") == "transformers"
+
+
+@pytest.mark.parametrize("section, key, value", [("optimize", "old_logprobs", "trainer"), ("credit", "group_std", "unbiased"), ("credit", "epsilon", 0)])
+def test_trl_matching_options_are_checked(tmp_path, section, key, value):
+    import yaml
+
+    from rlint.config import ConfigError, load_params
+
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump({section: {key: value}}))
+    with pytest.raises(ConfigError, match=f"{section}.{key}"):
+        load_params(path)

@@ -17,7 +17,11 @@ Phases of :func:`train`:
    name, KL, supervised term), gradient clipping, AdamW, the learning-rate schedule;
 3. the stage then saves a Hugging Face checkpoint (safetensors) and the round's DVC metrics.
 
-The old policy of the ratio is the sampler's log-probabilities (one set per sample).
+The old policy of the ratio is the sampler's log-probabilities (one set per sample), or, with
+``optimize.old_logprobs: recompute``, the trainer's own from the measuring forward pass (as TRL's
+GRPOTrainer does). ``optimize.reshuffle_epochs: false`` keeps one minibatch order for every epoch
+(TRL's), and ``optimize.carry_optimizer_state`` starts AdamW from the state the previous round
+stored in its checkpoint (rlint/optimizer_state.py) instead of from zero.
 """
 
 from __future__ import annotations
@@ -25,17 +29,19 @@ from __future__ import annotations
 import json
 import logging
 import math
+import shutil
 import time
 from contextlib import nullcontext
 from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import gather_object, set_seed
+from accelerate.utils import DistributedType, gather_object, set_seed
 
 from rlint.config import ConfigError, OptimizeConfig, Params, round_seed
 from rlint.data import read_rows
 from rlint.losses import aggregation_denominator, policy_objective, token_logprobs_and_entropy
+from rlint.optimizer_state import OptimizerStateError, load_optimizer_state, save_optimizer_state, state_path
 from rlint.policy import load_policy
 from rlint.stages.common import atomic_directory, checkpoint_path, metrics_path, write_json_atomic
 
@@ -72,16 +78,21 @@ def collate(rows: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
     return batch
 
 
-def minibatch_plan(n_rows: int, minibatch_size: int, epochs: int, seed: int) -> list[list[int]]:
-    """Row indices of each optimizer step: every epoch a fresh seeded permutation, cut into minibatches.
+def minibatch_plan(n_rows: int, minibatch_size: int, epochs: int, seed: int, reshuffle: bool = True) -> list[list[int]]:
+    """Row indices of each optimizer step: a seeded permutation cut into minibatches, drawn anew
+    every epoch (``reshuffle``) or drawn once and repeated.
 
     >>> [len(m) for m in minibatch_plan(10, 4, 2, 0)]
     [4, 4, 2, 4, 4, 2]
+    >>> plan = minibatch_plan(10, 4, 2, 0, reshuffle=False); plan[:3] == plan[3:]
+    True
     """
     generator = torch.Generator().manual_seed(seed)
-    plan = []
-    for _ in range(epochs):
-        order = torch.randperm(n_rows, generator=generator).tolist()
+    plan: list[list[int]] = []
+    order = torch.randperm(n_rows, generator=generator).tolist()
+    for epoch in range(epochs):
+        if epoch and reshuffle:
+            order = torch.randperm(n_rows, generator=generator).tolist()
         plan += [order[i:i + minibatch_size] for i in range(0, n_rows, minibatch_size)]
     return plan
 
@@ -144,9 +155,12 @@ METRIC_KEYS = ("examples", "tokens", "sft_examples", "optimizer_steps", "loss", 
 def measure(model, rows: list[dict], cfg: OptimizeConfig, accelerator: Accelerator, pad_id: int, temperature: float,
             ref_model=None, ref_is_policy: bool = False) -> dict:
     """Before any update: sampler-versus-trainer log-probability mismatch over trained tokens and,
-    when the KL penalty is on, the reference log-probabilities of every row (stored on the rows)."""
+    when the KL penalty is on, the reference log-probabilities of every row (stored on the rows).
+    With ``old_logprobs: recompute`` the trainer's log-probabilities replace each row's ``logprobs``
+    (the mismatch is measured against the sampler's first)."""
     model.eval()
-    total, count, worst, ref = 0.0, 0, 0.0, []
+    recompute = cfg.old_logprobs == "recompute"
+    total, count, worst, ref, own = 0.0, 0, 0.0, [], []
     with torch.no_grad():
         for part in micro_batches(list(range(len(rows))), accelerator.process_index, accelerator.num_processes, cfg.micro_batch_size):
             batch = {k: v.to(accelerator.device) for k, v in collate([rows[i] for i in part] or [_empty_like(rows[0])], pad_id).items()}
@@ -157,21 +171,42 @@ def measure(model, rows: list[dict], cfg: OptimizeConfig, accelerator: Accelerat
             worst = max(worst, diff.max().item()) if diff.numel() else worst
             if cfg.kl_coef > 0:
                 ref_lp = logprobs if ref_is_policy else policy_forward(ref_model, batch, temperature)[0]
-                for row, i in enumerate(part):
-                    start = len(rows[i]["context_token_ids"]) - 1
-                    ref.append((i, ref_lp[row, start:start + len(rows[i]["token_ids"])].float().cpu().tolist()))
+                ref += _row_values(ref_lp, rows, part)
+            if recompute:
+                own += _row_values(logprobs, rows, part)
     for i, values in gather_object(ref) if cfg.kl_coef > 0 else []:
         rows[i]["ref_logprobs"] = values
+    for i, values in gather_object(own) if recompute else []:
+        rows[i]["logprobs"] = values
     sums = gather_object([(total, count, worst)])
     total, count = sum(s[0] for s in sums), sum(s[1] for s in sums)
     return {"logprob_mismatch": total / max(count, 1), "logprob_mismatch_max": max(s[2] for s in sums), "tokens": count}
 
 
-def train(model, tokenizer, rows: list[dict], cfg: OptimizeConfig, accelerator: Accelerator, seed: int, temperature: float,
-          ref_model=None, ref_is_policy: bool = False) -> tuple[dict, list[float]]:
-    """Measure, then update ``model`` (already prepared) over ``rows``. Returns the metrics and the seconds of each optimizer step."""
+def _row_values(values: torch.Tensor, rows: list[dict], part: list[int]) -> list[tuple[int, list[float]]]:
+    """Per row of a micro-batch, the (B, L-1) per-position ``values`` over that row's completion tokens."""
+    out = []
+    for row, i in enumerate(part):
+        start = len(rows[i]["context_token_ids"]) - 1
+        out.append((i, values[row, start:start + len(rows[i]["token_ids"])].float().cpu().tolist()))
+    return out
+
+
+def make_optimizer(model, cfg: OptimizeConfig, previous: Path | None) -> tuple[torch.optim.Optimizer, bool]:
+    """AdamW over ``model``'s parameters, with the state stored in checkpoint ``previous`` when one is given and
+    holds one. Returns the optimizer and whether a state was loaded."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    plan = minibatch_plan(len(rows), cfg.minibatch_size, cfg.epochs, seed)
+    loaded = previous is not None and load_optimizer_state(optimizer, previous)
+    return optimizer, loaded
+
+
+def train(model, tokenizer, rows: list[dict], cfg: OptimizeConfig, accelerator: Accelerator, seed: int, temperature: float,
+          ref_model=None, ref_is_policy: bool = False, optimizer: torch.optim.Optimizer | None = None) -> tuple[dict, list[float]]:
+    """Measure, then update ``model`` (already prepared) over ``rows`` with ``optimizer`` (a fresh AdamW when None).
+    Returns the metrics and the seconds of each optimizer step."""
+    if optimizer is None:
+        optimizer = make_optimizer(model, cfg, None)[0]
+    plan = minibatch_plan(len(rows), cfg.minibatch_size, cfg.epochs, seed, cfg.reshuffle_epochs)
     # not prepared: Accelerate's scheduler wrapper steps once per process, and our steps already span all processes
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, len(plan), cfg.warmup_steps, cfg.lr_schedule))
     optimizer = accelerator.prepare(optimizer)
@@ -254,8 +289,10 @@ def prepare_model(model, cfg: OptimizeConfig, accelerator: Accelerator):
     return accelerator.prepare(model)
 
 
-def save_checkpoint(accelerator: Accelerator, model, tokenizer, path: Path, extra: dict) -> None:
-    """A Hugging Face model directory (safetensors), written atomically by the main process.
+def save_checkpoint(accelerator: Accelerator, model, tokenizer, path: Path, extra: dict,
+                    optimizer: torch.optim.Optimizer | None = None, optimizer_from: Path | None = None) -> None:
+    """A Hugging Face model directory (safetensors), written atomically by the main process, with
+    ``optimizer``'s state (or a copy of the one stored in checkpoint ``optimizer_from``) in its ``optimizer/`` folder.
     Every process must call it: under FSDP the full state dict is gathered from all of them."""
     state_dict = accelerator.get_state_dict(model)
     if accelerator.is_main_process:
@@ -263,6 +300,11 @@ def save_checkpoint(accelerator: Accelerator, model, tokenizer, path: Path, extr
             accelerator.unwrap_model(model).save_pretrained(tmp, state_dict=state_dict, safe_serialization=True)
             tokenizer.save_pretrained(tmp)
             (tmp / "rlint.json").write_text(json.dumps(extra, indent=2, sort_keys=True) + "\n")
+            if optimizer is not None:
+                save_optimizer_state(optimizer, tmp)
+            elif optimizer_from is not None and state_path(optimizer_from).exists():
+                state_path(tmp).parent.mkdir()
+                shutil.copyfile(state_path(optimizer_from), state_path(tmp))
     accelerator.wait_for_everyone()
 
 
@@ -280,15 +322,27 @@ def run(params: Params, round_id: int, root: Path) -> dict:
     if cfg.kl_coef > 0 and not ref_is_policy:
         ref_model = load_policy(checkpoint_path(root, 0))[0].to(accelerator.device).eval()
     started = time.monotonic()
+    previous = checkpoint_path(root, round_id - 1)
+    optimizer, carried = None, False
+    if cfg.carry_optimizer_state:
+        if accelerator.distributed_type == DistributedType.FSDP:
+            raise ConfigError("params.yaml: optimize.carry_optimizer_state is not supported under FSDP (its optimizer state is sharded)")
+        try:
+            optimizer, carried = make_optimizer(model, cfg, previous)
+        except OptimizerStateError as err:
+            raise ConfigError(str(err)) from None
+        log.info("optimize round %d: AdamW state %s", round_id, f"carried from {previous}" if carried else "fresh (none stored in the previous checkpoint)")
     if rows:
-        metrics, seconds = train(model, tokenizer, rows, cfg, accelerator, seed, params.sampling.temperature, ref_model, ref_is_policy)
+        metrics, seconds = train(model, tokenizer, rows, cfg, accelerator, seed, params.sampling.temperature, ref_model, ref_is_policy, optimizer)
     else:
         metrics, seconds = dict.fromkeys(METRIC_KEYS, 0), []
         log.warning("optimize round %d: nothing to train on; the checkpoint is the previous policy", round_id)
     del ref_model
+    carry = cfg.carry_optimizer_state
     save_checkpoint(accelerator, model, tokenizer, checkpoint_path(root, round_id),
-                    {"origin": "optimize", "round": round_id, "seed": seed, "mode": params.mode})
-    metrics = {"round": round_id, **metrics}
+                    {"origin": "optimize", "round": round_id, "seed": seed, "mode": params.mode},
+                    optimizer=optimizer if carry and rows else None, optimizer_from=previous if carry and not rows else None)
+    metrics = {"round": round_id, **metrics, **({"optimizer_state_carried": carried} if carry else {})}
     if accelerator.is_main_process:
         write_json_atomic(metrics_path(root, "optimize", round_id), metrics)
     log.info("optimize round %d: %s (%.1fs, %.2fs per step, %d processes)", round_id, metrics, time.monotonic() - started,

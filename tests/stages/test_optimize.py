@@ -152,3 +152,61 @@ def test_fp16_without_a_gpu_is_a_config_error(workspace):
         pytest.skip("a GPU is present")
     with pytest.raises(ConfigError, match="params.yaml: optimize.mixed_precision='fp16' needs a GPU"):
         _run(workspace[0], mixed_precision="fp16")
+
+
+# -- the settings matched against TRL's GRPOTrainer (docs/method.md, "Against TRL's GRPOTrainer") ---------
+def test_plan_without_reshuffle_repeats_one_order():
+    plan = minibatch_plan(10, 4, 3, seed=5, reshuffle=False)
+    assert plan[0:3] == plan[3:6] == plan[6:9]
+    assert plan[0:3] == minibatch_plan(10, 4, 3, seed=5)[0:3]  # the first epoch is the same either way
+    assert sorted(i for m in plan[0:3] for i in m) == list(range(10))
+
+
+def test_recomputed_old_logprobs_replace_the_samplers(workspace):
+    root, rows = workspace
+    _run(root, lr=1e-3)
+    reference = _weights(root)
+    # the sampler's log-probs are off by 0.5 nats: with recompute the update is the one from the model's own
+    write_rows(root, "train_set", 1, [{**r, "logprobs": [v - 0.5 for v in r["logprobs"]]} for r in rows])
+    metrics = _run(root, lr=1e-3, old_logprobs="recompute")
+    assert metrics["logprob_mismatch"] == pytest.approx(0.5, abs=1e-4)  # still measured against the sampler's
+    for name, tensor in _weights(root).items():
+        torch.testing.assert_close(tensor, reference[name], rtol=0, atol=1e-6)
+    _run(root, lr=1e-3)  # without recompute the shifted ratios change the update
+    assert any(not torch.allclose(t, reference[n], atol=1e-6) for n, t in _weights(root).items())
+
+
+def test_optimizer_state_is_carried_to_the_next_round(workspace):
+    from rlint.optimizer_state import load_optimizer_state, state_path
+
+    root, rows = workspace
+    first = _run(root, carry_optimizer_state=True)
+    stored = state_path(root / "checkpoints" / "round=1")
+    assert first["optimizer_state_carried"] is False and stored.exists()  # round 1 starts from the base: nothing to carry
+    state = load_file(stored)
+    assert {float(v) for k, v in state.items() if k.endswith(".step")} == {2.0}  # two optimizer steps
+    assert sorted(p.name for p in (root / "checkpoints" / "round=1").iterdir())[-1] == "tokenizer_config.json"
+    assert "optimizer" in {p.name for p in (root / "checkpoints" / "round=1").iterdir()}
+    load_policy(root / "checkpoints" / "round=1")
+    data = stored.read_bytes()
+    _run(root, carry_optimizer_state=True)
+    assert stored.read_bytes() == data  # reproducible
+
+    write_rows(root, "train_set", 2, [{**r, "round": 2} for r in rows])
+    params = Params(optimize=OptimizeConfig(epochs=1, minibatch_size=6, micro_batch_size=6, lr=1e-2, carry_optimizer_state=True))
+    second = optimize.run(params, 2, root)
+    assert second["optimizer_state_carried"] is True
+    assert {float(v) for k, v in load_file(state_path(root / "checkpoints" / "round=2")).items() if k.endswith(".step")} == {4.0}
+    carried = load_file(root / "checkpoints" / "round=2" / "model.safetensors")
+    fresh_params = Params(optimize=OptimizeConfig(epochs=1, minibatch_size=6, micro_batch_size=6, lr=1e-2))
+    optimize.run(fresh_params, 2, root)
+    fresh = load_file(root / "checkpoints" / "round=2" / "model.safetensors")
+    assert any(not torch.equal(carried[n], fresh[n]) for n in carried)
+    assert not state_path(root / "checkpoints" / "round=2").exists()  # carry off: nothing stored
+
+    model, _ = load_policy(root / "checkpoints" / "round=0")  # a state for another model is refused
+    other = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(3))])
+    from rlint.optimizer_state import OptimizerStateError
+
+    with pytest.raises(OptimizerStateError, match="state for .* parameters, the model has 1"):
+        load_optimizer_state(other, root / "checkpoints" / "round=1")
