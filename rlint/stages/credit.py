@@ -23,7 +23,7 @@ from rlint.config import Params
 from rlint.credit import ESTIMATORS, BranchInput, CreditInputs, LocatedFailure, reasoning_steps, watermark_gains
 from rlint.data import read_rows, write_rows
 from rlint.stages.common import checkpoint_path, metrics_path, write_json_atomic
-from rlint.steps import prefix_context
+from rlint.steps import prefix_context, prefix_offset, step_char_ends
 from rlint.tasks import load_task
 
 log = logging.getLogger(__name__)
@@ -103,22 +103,21 @@ def build_train_set(rollouts: list[dict], failures: list[dict], branches: list[d
         parent = parents[branch["parent_rollout_id"]]
         # the parent's good prefix is context (no loss): its tokens are trained once, in the parent's row
         context = prefix_context(parent, branch["branch_token_offset"])
-        text = replay_prefixes.get(parent["rollout_id"], "") + _prefix_text(parent["completion"], task.step_delimiter, branch["branch_step"]) + branch["completion"]
+        text = replay_prefixes.get(parent["rollout_id"], "") + _prefix_text(parent["completion"], task.step_delimiter, branch["branch_step"], task.merge_empty_steps) + branch["completion"]
         sft = branch["reward"] == 1.0 and task.well_formed(text)
         rows.append(_row(branch["branch_id"], "branch", parent, context, branch["token_ids"], branch["logprobs"], advantages, weights, branch["reward"], sft))
     for (cont, _), (advantages, weights) in zip(extra if inputs.branches else [], branch_credit[len(branches):]):
         parent = parents[cont["failure_id"]]
         context = prefix_context(parent, cont["prefix_token_count"])
-        text = replay_prefixes.get(parent["rollout_id"], "") + _prefix_text(parent["completion"], task.step_delimiter, cont["prefix_steps"]) + cont["completion"]
+        text = replay_prefixes.get(parent["rollout_id"], "") + _prefix_text(parent["completion"], task.step_delimiter, cont["prefix_steps"], task.merge_empty_steps) + cont["completion"]
         sft = cont["reward"] == 1.0 and task.well_formed(text)
         rows.append(_row(cont["continuation_id"], "continuation", parent, context, cont["token_ids"], cont["logprobs"], advantages, weights, cont["reward"], sft))
     return rows
 
 
-def _prefix_text(completion: str, delimiter: str, steps: int) -> str:
-    """The text of the first ``steps`` steps of a completion (each ends with the delimiter)."""
-    pieces = completion.split(delimiter)
-    return "".join(piece + delimiter for piece in pieces[:steps])
+def _prefix_text(completion: str, delimiter: str, steps: int, merge_empty: bool = False) -> str:
+    """The text of the first ``steps`` steps of a completion, as rlint/steps.py splits them."""
+    return completion[:prefix_offset(step_char_ends(completion, delimiter, merge_empty), steps)]
 
 
 def advantage_summary(advantages: np.ndarray, loss_weights: np.ndarray) -> dict:

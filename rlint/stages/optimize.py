@@ -17,6 +17,11 @@ Phases of :func:`train`:
    name, KL, supervised term), gradient clipping, AdamW, the learning-rate schedule;
 3. the stage then saves a Hugging Face checkpoint (safetensors) and the round's DVC metrics.
 
+A round with no learning signal (:func:`learning_signal`: every advantage 0, no supervised or KL
+term) trains nothing: the stage says so in one line and carries the previous checkpoint over
+(with ``carry_optimizer_state`` this also skips the momentum-only steps AdamW would take on zero
+gradients).
+
 The old policy of the ratio is the sampler's log-probabilities (one set per sample), or, with
 ``optimize.old_logprobs: recompute``, the trainer's own from the measuring forward pass (as TRL's
 GRPOTrainer does). ``optimize.reshuffle_epochs: false`` keeps one minibatch order for every epoch
@@ -35,7 +40,7 @@ from contextlib import nullcontext
 from pathlib import Path
 
 import torch
-from accelerate import Accelerator
+from accelerate import Accelerator, PartialState
 from accelerate.utils import DistributedType, gather_object, set_seed
 
 from rlint.config import ConfigError, OptimizeConfig, Params, round_seed
@@ -134,6 +139,43 @@ def lr_factor(step: int, total_steps: int, warmup_steps: int, schedule: str) -> 
     if schedule == "cosine":
         return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
     raise ValueError(f"unknown lr schedule {schedule!r}")
+
+
+def learning_signal(rows: list[dict], cfg: OptimizeConfig) -> dict:
+    """Whether the train set can move the policy at all, and why not.
+
+    No signal: every trained token's advantage is 0, no supervised row counts (``sft_weight`` 0 or
+    no ``sft`` rows) and no KL term pulls towards the base (``kl_coef`` 0); then every gradient is
+    zero and AdamW leaves the weights as they are. Returns ``{"signal": bool, "groups", "all_right",
+    "all_wrong", "other_rows"}``: the rollout groups (rows of one problem) with one reward, and the
+    rows that are not rollouts (branches, continuations, repairs).
+
+    >>> row = {"kind": "rollout", "problem_id": "p", "reward": 0.0, "advantages": [0.0], "loss_weights": [1.0], "sft": False}
+    >>> learning_signal([row, row], OptimizeConfig())["signal"]
+    False
+    """
+    advantage = any(a != 0 and w > 0 for r in rows for a, w in zip(r["advantages"], r["loss_weights"]))
+    supervised = cfg.sft_weight > 0 and any(r.get("sft") for r in rows)
+    rewards: dict[str, set] = {}
+    for r in rows:
+        if r.get("kind", "rollout") == "rollout":
+            rewards.setdefault(r["problem_id"], set()).add(r.get("reward"))
+    return {"signal": advantage or supervised or cfg.kl_coef > 0, "groups": len(rewards),
+            "all_right": sum(v == {1.0} for v in rewards.values()), "all_wrong": sum(v <= {0.0, None} for v in rewards.values()),
+            "other_rows": sum(r.get("kind", "rollout") != "rollout" for r in rows)}
+
+
+def carry_over_checkpoint(previous: Path, path: Path, extra: dict, with_optimizer_state: bool) -> None:
+    """Round ``k``'s checkpoint when there is nothing to learn: round k-1's files copied as they are
+    (the optimizer state too, when it is carried), with this round's ``rlint.json``; written atomically."""
+    with atomic_directory(path) as tmp:
+        for item in sorted(Path(previous).iterdir()):
+            if item.is_file() and item.name != "rlint.json":
+                shutil.copyfile(item, tmp / item.name)
+        if with_optimizer_state and state_path(previous).exists():
+            state_path(tmp).parent.mkdir()
+            shutil.copyfile(state_path(previous), state_path(tmp))
+        (tmp / "rlint.json").write_text(json.dumps(extra, indent=2, sort_keys=True) + "\n")
 
 
 def _empty_like(row: dict) -> dict:
@@ -313,6 +355,10 @@ def run(params: Params, round_id: int, root: Path) -> dict:
     seed = round_seed(params, round_id, "optimize")
     set_seed(seed)
     rows = [r for r in read_rows(root, "train_set", round_id) if r["token_ids"] and any(w > 0 for w in r["loss_weights"])]
+    extra = {"origin": "optimize", "round": round_id, "seed": seed, "mode": params.mode}
+    signal = learning_signal(rows, cfg)
+    if rows and not signal["signal"]:
+        return _no_signal(params, round_id, root, rows, signal, extra)
     accelerator = make_accelerator(cfg)
     model, tokenizer = load_policy(checkpoint_path(root, round_id - 1))
     model = prepare_model(model, cfg, accelerator)
@@ -339,12 +385,27 @@ def run(params: Params, round_id: int, root: Path) -> dict:
         log.warning("optimize round %d: nothing to train on; the checkpoint is the previous policy", round_id)
     del ref_model
     carry = cfg.carry_optimizer_state
-    save_checkpoint(accelerator, model, tokenizer, checkpoint_path(root, round_id),
-                    {"origin": "optimize", "round": round_id, "seed": seed, "mode": params.mode},
+    save_checkpoint(accelerator, model, tokenizer, checkpoint_path(root, round_id), extra,
                     optimizer=optimizer if carry and rows else None, optimizer_from=previous if carry and not rows else None)
     metrics = {"round": round_id, **metrics, **({"optimizer_state_carried": carried} if carry else {})}
     if accelerator.is_main_process:
         write_json_atomic(metrics_path(root, "optimize", round_id), metrics)
     log.info("optimize round %d: %s (%.1fs, %.2fs per step, %d processes)", round_id, metrics, time.monotonic() - started,
              sum(seconds) / max(len(seconds), 1), accelerator.num_processes)
+    return metrics
+
+
+def _no_signal(params: Params, round_id: int, root: Path, rows: list[dict], signal: dict, extra: dict) -> dict:
+    """A round with nothing to learn: say so in one line, carry the policy over, spend no optimizer time."""
+    repair = getattr(params.mine, "strategy", None) == "repair"
+    hint = "; failures in all-wrong groups can only give signal through repairs (mine.strategy: repair)" if signal["all_wrong"] and not repair else ""
+    log.warning("optimize round %d: no learning signal: all %d groups uniform (%d all right, %d all wrong), %d mined or corrected rows "
+                "with nonzero credit, no supervised or KL term; the policy of round %d is carried over, no optimizer steps%s",
+                round_id, signal["groups"], signal["all_right"], signal["all_wrong"], signal["other_rows"], round_id - 1, hint)
+    if not PartialState().is_main_process:
+        return {"round": round_id}
+    carry_over_checkpoint(checkpoint_path(root, round_id - 1), checkpoint_path(root, round_id), extra, params.optimize.carry_optimizer_state)
+    metrics = {"round": round_id, **dict.fromkeys(METRIC_KEYS, 0), "examples": len(rows), "no_signal": True,
+               "uniform_groups": signal["groups"], "all_wrong_groups": signal["all_wrong"]}
+    write_json_atomic(metrics_path(root, "optimize", round_id), metrics)
     return metrics

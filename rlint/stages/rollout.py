@@ -57,7 +57,7 @@ def rollout_rows(engine, task, problems, samples, round_id: int, replays: list[d
                 "prompt_token_ids": prompt_ids,
                 "token_ids": sample.token_ids,
                 "logprobs": sample.logprobs,
-                "step_ends": step_ends(token_texts(engine.tokenizer, sample.token_ids), task.step_delimiter),
+                "step_ends": step_ends(token_texts(engine.tokenizer, sample.token_ids), task.step_delimiter, task.merge_empty_steps),
                 "completion": completion,
                 "finish_reason": sample.finish_reason,
                 "reward": task.reward(scored, problem.answer),

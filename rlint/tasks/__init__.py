@@ -11,7 +11,7 @@ def load_task(task_config) -> Task:
         from rlint.tasks.arithmetic import ArithmeticConfig
         from rlint.tasks.arithmetic_rl import ArithmeticRLTask
 
-        return ArithmeticRLTask(
+        task = ArithmeticRLTask(
             ArithmeticConfig(
                 seed=task_config.seed,
                 min_steps=task_config.min_steps,
@@ -22,6 +22,8 @@ def load_task(task_config) -> Task:
                 heldout_share=task_config.heldout_share,
             )
         )
+        task.merge_empty_steps = bool(task_config.merge_empty_steps)  # None: off, the embedded task writes no blank lines
+        return task
     from rlint.tasks.dataset import DatasetTask
 
     return DatasetTask(
@@ -31,6 +33,7 @@ def load_task(task_config) -> Task:
         id_field=task_config.id_field,
         prompt_template=task_config.prompt_template,
         step_delimiter=task_config.step_delimiter,
+        merge_empty_steps=True if task_config.merge_empty_steps is None else task_config.merge_empty_steps,
         heldout_share=task_config.heldout_share,
         seed=task_config.seed,
     )

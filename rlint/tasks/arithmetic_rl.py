@@ -18,6 +18,8 @@ _WELL_FORMED = re.compile(r"(?:\d{1,12}[+\-*]\d{1,12}=-?\d{1,12}\n)+A:-?\d{1,12}
 class ArithmeticRLTask(ArithmeticTask):
     """:class:`ArithmeticTask` with :meth:`answer_text` and :meth:`well_formed`."""
 
+    merge_empty_steps = False  # blank steps are steps (task.merge_empty_steps turns it on)
+
     def answer_text(self, answer: str) -> str:
         """How the final answer is written after the steps (what ``info_gain`` scores).
 

@@ -25,6 +25,7 @@ class Problem:
 class Task(Protocol):
     name: str
     step_delimiter: str
+    merge_empty_steps: bool  # blank steps join the step before them (rlint/steps.py)
     has_step_checker: bool
 
     def problems(self, split: str, start: int, count: int) -> list[Problem]:

@@ -318,6 +318,7 @@ class DatasetTask:
         id_field: str | None = None,
         prompt_template: str = "{question}\n",
         step_delimiter: str = "\n",
+        merge_empty_steps: bool = True,
         heldout_share: float = 0.2,
         seed: int = 0,
     ) -> None:
@@ -331,6 +332,7 @@ class DatasetTask:
         self.question_field, self.answer_field, self.id_field = question_field, answer_field, id_field
         self.prompt_template = prompt_template
         self.step_delimiter = step_delimiter
+        self.merge_empty_steps = merge_empty_steps
         self.heldout_share = heldout_share
         self.seed = seed
         self._splits: dict[str, list[Problem]] = {"train": [], "heldout": []}

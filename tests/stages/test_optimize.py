@@ -210,3 +210,19 @@ def test_optimizer_state_is_carried_to_the_next_round(workspace):
 
     with pytest.raises(OptimizerStateError, match="state for .* parameters, the model has 1"):
         load_optimizer_state(other, root / "checkpoints" / "round=1")
+
+
+def test_a_round_without_signal_trains_nothing_and_says_why(workspace, caplog):
+    root, rows = workspace
+    write_rows(root, "train_set", 1, [{**r, "advantages": [0.0] * len(r["token_ids"]), "reward": 0.0} for r in rows])
+    with caplog.at_level("WARNING"):
+        metrics = _run(root, carry_optimizer_state=True)
+    assert metrics["no_signal"] is True and metrics["optimizer_steps"] == 0 and metrics["all_wrong_groups"] == 3
+    message = [r.getMessage() for r in caplog.records if "no learning signal" in r.getMessage()]
+    assert len(message) == 1 and "all 3 groups uniform (0 all right, 3 all wrong)" in message[0] and "mine.strategy: repair" in message[0]
+    before, after = root / "checkpoints" / "round=0", root / "checkpoints" / "round=1"
+    assert (after / "model.safetensors").read_bytes() == (before / "model.safetensors").read_bytes()
+    assert json.loads((after / "rlint.json").read_text())["round"] == 1
+    load_policy(after)
+    # a supervised term is signal even with zero advantages
+    assert _run(root, sft_weight=0.5).get("no_signal") is None
