@@ -46,6 +46,7 @@ class TaskConfig:
     id_field: str | None = None  # dataset: column of unique ids (default: row number)
     prompt_template: str = "{question}\n"  # dataset: how a question becomes a prompt
     step_delimiter: str = "\n"  # dataset: text that ends a step
+    heldout_path: str | None = None  # dataset: a separate evaluation file in the same format (None: heldout_share of task.path)
     merge_empty_steps: bool | None = None  # a blank step (only whitespace before its delimiter) joins the step before it; None: on for datasets, off for arithmetic
 
     def __post_init__(self) -> None:

@@ -36,6 +36,7 @@ def load_task(task_config) -> Task:
         merge_empty_steps=True if task_config.merge_empty_steps is None else task_config.merge_empty_steps,
         heldout_share=task_config.heldout_share,
         seed=task_config.seed,
+        heldout_path=task_config.heldout_path,
     )
 
 

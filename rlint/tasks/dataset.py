@@ -252,8 +252,8 @@ def _read_jsonl(path: Path) -> list[tuple[str, dict]]:
     return rows
 
 
-def _read_parquet(path: Path, fields: list[str]) -> list[tuple[str, dict]]:
-    """Rows of a Parquet file as ``(where, row)``; ``where`` is "row N" (1-based)."""
+def _read_parquet(path: Path, fields: list[str]) -> tuple[list[tuple[str, dict]], frozenset[str]]:
+    """Rows of a Parquet file as ``(where, row)`` (``where`` is "row N", 1-based) and its column names."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -265,7 +265,7 @@ def _read_parquet(path: Path, fields: list[str]) -> list[tuple[str, dict]]:
     for field in fields:  # columns are known up front: name the missing one once, not per row
         if field not in table.column_names:
             raise TaskInputError(f"{path}: field {field!r} not found; columns: {', '.join(table.column_names)}")
-    return [(f"row {number}", row) for number, row in enumerate(table.select(fields).to_pylist(), start=1)]
+    return [(f"row {number}", row) for number, row in enumerate(table.select(fields).to_pylist(), start=1)], frozenset(table.column_names)
 
 
 def _field(path: Path, where: str, row: dict, field: str):
@@ -305,6 +305,10 @@ class DatasetTask:
 
     Without ``id_field``, a problem's id is its 0-based position among the file's rows.
     ``prompt_template`` turns a question into the prompt; it may only use ``{question}``.
+    The held-out split is a stable hash share of the file (``heldout_share``), or, with
+    ``heldout_path``, every row of that second file (same format and columns; ``heldout_share`` is
+    then unused); its ids without ``id_field`` are ``heldout/<position>``, and an id found in both
+    files is refused.
     """
 
     name = "dataset"
@@ -321,6 +325,7 @@ class DatasetTask:
         merge_empty_steps: bool = True,
         heldout_share: float = 0.2,
         seed: int = 0,
+        heldout_path: str | Path | None = None,
     ) -> None:
         if not 0.0 <= heldout_share <= 1.0:
             raise TaskInputError(f"task.heldout_share={heldout_share}: must be in [0, 1]")
@@ -335,22 +340,36 @@ class DatasetTask:
         self.merge_empty_steps = merge_empty_steps
         self.heldout_share = heldout_share
         self.seed = seed
+        self.heldout_path = None if heldout_path is None else Path(heldout_path)
         self._splits: dict[str, list[Problem]] = {"train": [], "heldout": []}
-        for problem in self._load():
-            self._splits[self.split_of(problem.problem_id)].append(problem)
+        problems, columns = self._load(self.path)
+        if self.heldout_path is None:
+            for problem in problems:
+                self._splits[self.split_of(problem.problem_id)].append(problem)
+            return
+        heldout, heldout_columns = self._load(self.heldout_path, id_prefix="heldout/")
+        if heldout_columns != columns:
+            raise TaskInputError(f"{self.heldout_path}: task.heldout_path: columns {', '.join(sorted(heldout_columns))} differ from "
+                                 f"{self.path}'s ({', '.join(sorted(columns))})")
+        train_ids = {p.problem_id for p in problems}
+        shared = next((p.problem_id for p in heldout if p.problem_id in train_ids), None)
+        if shared is not None:
+            raise TaskInputError(f"{self.heldout_path}: task.heldout_path: id {shared!r} is also in {self.path}; the splits must be disjoint")
+        self._splits = {"train": problems, "heldout": heldout}
 
     # -- problems ---------------------------------------------------------------------------
-    def _load(self) -> list[Problem]:
-        """Every row as a Problem, in file order; every validation error names the file and row."""
-        path = self.path
+    def _load(self, path: Path, id_prefix: str = "") -> tuple[list[Problem], frozenset[str]]:
+        """Every row of ``path`` as a Problem, in file order, and the file's columns (a JSONL file's:
+        the keys of its first row); every validation error names the file and row."""
         if not path.is_file():
             raise TaskInputError(f"{path}: file not found")
         fields = [f for f in (self.question_field, self.answer_field, self.id_field) if f is not None]
         suffix = path.suffix.lower()
         if suffix == ".jsonl":
             rows = _read_jsonl(path)
+            columns = frozenset(rows[0][1]) if rows else frozenset()
         elif suffix == ".parquet":
-            rows = _read_parquet(path, fields)
+            rows, columns = _read_parquet(path, fields)
         else:
             raise TaskInputError(f"{path}: unknown extension {path.suffix!r}; use .parquet or .jsonl")
         if not rows:
@@ -360,14 +379,14 @@ class DatasetTask:
             question = _question(path, where, _field(path, where, row, self.question_field), self.question_field)
             answer = _answer(path, where, _field(path, where, row, self.answer_field), self.answer_field)
             if self.id_field is None:
-                problem_id = str(index)
+                problem_id = f"{id_prefix}{index}"
             else:
                 problem_id = _problem_id(path, where, _field(path, where, row, self.id_field), self.id_field)
             if problem_id in first_seen:
                 raise TaskInputError(f"{path}: {where}: duplicate id {problem_id!r} (first at {first_seen[problem_id]})")
             first_seen[problem_id] = where
             problems.append(Problem(problem_id, self.prompt_template.format(question=question), answer))
-        return problems
+        return problems, columns
 
     def split_of(self, problem_id: str) -> str:
         """"heldout" or "train": a stable hash of ``(seed, id)`` against ``heldout_share``."""

@@ -336,3 +336,28 @@ def test_random_completions_never_raise(completion, reference):
     started = time.monotonic()
     assert math_answer_reward(completion, reference) in (0.0, 1.0, None)
     assert time.monotonic() - started < 5
+
+
+# -- a separate held-out file (task.heldout_path) ---------------------------------------------------
+def test_heldout_file_is_the_heldout_split(tmp_path):
+    train = write_jsonl(tmp_path / "train.jsonl", [{"question": f"{i}+1?", "answer": str(i + 1)} for i in range(5)])
+    test = write_jsonl(tmp_path / "test.jsonl", [{"question": f"{i}*2?", "answer": str(2 * i)} for i in range(3)])
+    task = DatasetTask(train, heldout_path=test, heldout_share=0.9)
+    assert [p.prompt for p in all_problems(task, "train")] == [f"{i}+1?\n" for i in range(5)]  # every train row, whatever the share
+    assert [(p.problem_id, p.answer) for p in all_problems(task, "heldout")] == [("heldout/0", "0"), ("heldout/1", "2"), ("heldout/2", "4")]
+
+
+def test_heldout_file_with_other_columns_or_shared_ids_is_refused(tmp_path):
+    train = write_jsonl(tmp_path / "train.jsonl", [GOOD_ROW])
+    other = write_jsonl(tmp_path / "other.jsonl", [{**GOOD_ROW, "id": "b", "solution": "1+1=2"}])
+    with pytest.raises(TaskInputError, match=r"other.jsonl: task.heldout_path: columns answer, id, question, solution differ from .*train.jsonl"):
+        DatasetTask(train, heldout_path=other)
+    same = write_jsonl(tmp_path / "same.jsonl", [GOOD_ROW])
+    with pytest.raises(TaskInputError, match=r"same.jsonl: task.heldout_path: id 'a' is also in .*train.jsonl"):
+        DatasetTask(train, id_field="id", heldout_path=same)
+    with pytest.raises(TaskInputError, match=r"missing.jsonl: file not found"):
+        DatasetTask(train, heldout_path=tmp_path / "missing.jsonl")
+    parquet = tmp_path / "test.parquet"
+    pq.write_table(pa.table({"question": ["q"], "answer": ["1"]}), parquet)
+    with pytest.raises(TaskInputError, match="columns answer, question differ"):
+        DatasetTask(PARQUET, heldout_path=parquet)
