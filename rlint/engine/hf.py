@@ -2,6 +2,11 @@
 
 Prompts are repeated ``n`` times and cut into chunks of ``batch_size`` sequences; each chunk
 is seeded with ``seed + chunk index``, so a request's output depends only on the request.
+
+The sampler's log-probability of each drawn token is taken step by step by a logits processor
+(:class:`SampledLogprobs`) placed after the temperature and top-p warpers, so memory holds one
+step's scores, ``(B, V)``, instead of every step's (``output_scores`` keeps ``(B, T, V)``: 10 GB
+for 50 problems of a 49k-token vocabulary).
 """
 
 from __future__ import annotations
@@ -10,10 +15,38 @@ import logging
 import time
 
 import torch
+from transformers import LogitsProcessor, LogitsProcessorList, TemperatureLogitsWarper, TopPLogitsWarper
 
 from rlint.engine.base import Sample, SamplingRequest
 
 log = logging.getLogger(__name__)
+
+
+class SampledLogprobs(LogitsProcessor):
+    """Records ``log_softmax`` of the scores the sampler draws from at each step, keeping only the
+    drawn token's value: at step t+1 ``input_ids[:, -1]`` is the token drawn at step t. Returns the
+    scores unchanged. After ``generate``, :meth:`finish` takes the last step's tokens. Shapes:
+    input_ids (B, P+t), scores (B, V); :meth:`finish` returns (B, T)."""
+
+    def __init__(self) -> None:
+        self.pending: torch.Tensor | None = None  # (B, V) log-probs of the step whose token is not yet known
+        self.values: list[torch.Tensor] = []  # T-1 tensors (B,)
+
+    def _take(self, tokens: torch.Tensor) -> None:
+        if self.pending is not None:
+            self.values.append(self.pending.gather(-1, tokens.unsqueeze(-1)).squeeze(-1))
+            self.pending = None
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        self._take(input_ids[:, -1])
+        self.pending = torch.log_softmax(scores.float(), dim=-1)
+        return scores
+
+    def finish(self, new_tokens: torch.Tensor) -> torch.Tensor:
+        """The (B, T) log-probabilities of ``new_tokens`` (B, T), the tokens ``generate`` appended."""
+        if new_tokens.shape[1]:
+            self._take(new_tokens[:, -1])
+        return torch.stack(self.values, dim=1) if self.values else torch.zeros(new_tokens.shape, dtype=torch.float32)
 
 
 class TransformersEngine:
@@ -42,24 +75,30 @@ class TransformersEngine:
             attention_mask[row, width - len(prompt):] = 1
         stop_ids = sorted({self.eos_token_id, *request.stop_token_ids})
         greedy = request.temperature == 0
+        # the warpers are ours, in transformers' own order (temperature, then top-p), so that the recorder sees what is sampled from
+        recorder = SampledLogprobs()
+        processors = LogitsProcessorList()
+        if not greedy and request.temperature != 1.0:
+            processors.append(TemperatureLogitsWarper(request.temperature))
+        if not greedy and request.top_p < 1.0:
+            processors.append(TopPLogitsWarper(request.top_p))
+        processors.append(recorder)
         torch.manual_seed(seed)
         out = self.model.generate(
             input_ids=input_ids,
             attention_mask=attention_mask,
             max_new_tokens=request.max_new_tokens,
             do_sample=not greedy,
-            temperature=None if greedy else request.temperature,
-            top_p=None if greedy else request.top_p,
+            temperature=None if greedy else 1.0,  # 1.0: transformers adds no warper of its own (and ignores the model's defaults)
+            top_p=None if greedy else 1.0,
             top_k=None,
+            logits_processor=processors,
             eos_token_id=stop_ids,
             pad_token_id=self.pad_token_id,
-            output_scores=True,
             return_dict_in_generate=True,
         )
         new_tokens = out.sequences[:, width:]  # (B, T)
-        # scores are the processed logits the sampler drew from: log_softmax gives its logprobs.
-        scores = torch.stack(out.scores, dim=1).float()  # (B, T, V)
-        logprobs = torch.log_softmax(scores, dim=-1).gather(-1, new_tokens.unsqueeze(-1)).squeeze(-1)  # (B, T)
+        logprobs = recorder.finish(new_tokens)  # (B, T)
         samples = []
         stop_set = set(stop_ids)
         for row in range(len(prompts)):

@@ -49,3 +49,27 @@ def test_stop_tokens_end_generation(tiny_checkpoint):
     for s in samples:
         stops = [i for i, t in enumerate(s.token_ids) if t in (newline, engine.eos_token_id)]
         assert stops == ([len(s.token_ids) - 1] if s.finish_reason == "stop" else [])
+
+
+def test_step_recorder_gives_exactly_what_output_scores_gave(tiny_checkpoint):
+    """Same tokens and bit-identical log-probs as transformers' own warpers with every step's scores kept."""
+    engine = _engine(tiny_checkpoint)
+    prompts = [engine.encode("Q:12,+7\n"), engine.encode("Q:3,*4,-2\n")]
+    for temperature, top_p in ((1.0, 1.0), (0.7, 0.9), (0.0, 1.0)):
+        request = SamplingRequest(prompts=prompts, n=3, max_new_tokens=12, seed=5, temperature=temperature, top_p=top_p)
+        new = [s for g in engine.generate(request) for s in g]
+        flat = [p for p in prompts for _ in range(3)]
+        width = max(len(p) for p in flat)
+        ids = torch.tensor([[engine.pad_token_id] * (width - len(p)) + p for p in flat])
+        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in flat])
+        greedy = temperature == 0
+        torch.manual_seed(5)
+        out = engine.model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=12, do_sample=not greedy,
+                                    temperature=None if greedy else temperature, top_p=None if greedy else top_p, top_k=None,
+                                    eos_token_id=[engine.eos_token_id], pad_token_id=engine.pad_token_id, output_scores=True,
+                                    return_dict_in_generate=True)
+        tokens = out.sequences[:, width:]
+        old = torch.log_softmax(torch.stack(out.scores, 1).float(), -1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
+        for row, sample in enumerate(new):
+            assert sample.token_ids == tokens[row, :len(sample.token_ids)].tolist()
+            assert sample.logprobs == old[row, :len(sample.token_ids)].tolist()
