@@ -51,24 +51,32 @@ def retry_unless_bad_input(task_, task_run, state) -> bool:
     return False
 
 
+def stream_command(command: list[str], cwd: str, env: dict, emit) -> tuple[int, str]:
+    """Run ``command``, handing each line of its output (stdout and stderr together) to ``emit`` as
+    soon as it is written, so a long stage shows its progress live. Returns the exit code and the output."""
+    lines = []
+    with subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
+                          errors="replace") as proc:
+        for line in proc.stdout:
+            lines.append(line)
+            if line.strip():
+                emit(line.rstrip("\n"))
+        returncode = proc.wait()
+    return returncode, "".join(lines)
+
+
 @task(retries=2, retry_delay_seconds=2, retry_condition_fn=retry_unless_bad_input, task_run_name="dvc repro {target}")
 def reproduce(target: str, root: str) -> str:
-    """``dvc repro --single-item <target>`` in ``root``; returns DVC's output."""
+    """``dvc repro --single-item <target>`` in ``root``, its log lines streamed to Prefect's log as they come; returns DVC's output."""
     logger = get_run_logger()
     bin_dir = str(Path(sys.executable).parent)
-    proc = subprocess.run(
-        [sys.executable, "-m", "dvc", "repro", "--single-item", target],
-        cwd=root, capture_output=True, text=True, env={**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"},
-    )
-    output = proc.stdout + proc.stderr
-    for line in output.splitlines():
-        if line.strip():
-            logger.info(line)
-    if proc.returncode != 0:
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}", "PYTHONUNBUFFERED": "1"}
+    returncode, output = stream_command([sys.executable, "-m", "dvc", "repro", "--single-item", target], root, env, logger.info)
+    if returncode != 0:
         if "exited with 2" in output:
             raise BadInputError(f"{target}: bad input, not retried:\n{output[-2000:]}")
-        raise RuntimeError(f"{target}: dvc repro failed with exit code {proc.returncode}:\n{output[-2000:]}")
-    return proc.stdout
+        raise RuntimeError(f"{target}: dvc repro failed with exit code {returncode}:\n{output[-2000:]}")
+    return output
 
 
 @task
