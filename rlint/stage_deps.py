@@ -225,16 +225,16 @@ def rewrite_code_deps(text: str, code_deps: dict[str, list[str]]) -> str:
     """
     lines = text.splitlines(keepends=True)
     out: list[str] = []
-    stage = None
+    in_stages, stage = False, None
     i = 0
     while i < len(lines):
         line = lines[i]
         stripped = line.strip()
         indent = len(line) - len(line.lstrip())
-        if stripped and not stripped.startswith("#") and indent == 0:
-            stage = None
         key = stripped.split(" #")[0].strip()
-        if indent == 2 and key.endswith(":") and not key.startswith("#"):
+        if key and indent == 0:
+            in_stages, stage = key == "stages:", None
+        if in_stages and indent == 2 and key.endswith(":"):
             stage = key[:-1]
         if stage in code_deps and stripped == "deps:":
             out.append(line)
@@ -263,7 +263,7 @@ def rewrite_code_deps(text: str, code_deps: dict[str, list[str]]) -> str:
             out[last_data:last_data] = [f"{pad}- {dep}\n" for dep in code_deps[stage]]
             code_deps = {k: v for k, v in code_deps.items() if k != stage}
             continue
-        if stage in code_deps and stripped.startswith("cmd:") and not _has_deps(lines, i, indent):
+        if stage in code_deps and code_deps[stage] and stripped.startswith("cmd:") and not _has_deps(lines, i, indent):
             out.append(line)
             out.append(f"{' ' * indent}deps:\n" + "".join(f"{' ' * (indent + 2)}- {dep}\n" for dep in code_deps[stage]))
             code_deps = {k: v for k, v in code_deps.items() if k != stage}

@@ -44,6 +44,13 @@ def test_write_keeps_everything_but_the_code_deps_and_is_idempotent():
     assert strip == after  # data deps (in order), params, outs, metrics, plots untouched
 
 
+def test_write_adds_deps_to_a_stage_without_and_leaves_other_sections_alone():
+    text = "stages:\n  a:\n    cmd: rlint a\n    outs:\n      - x\nplots:\n  a:\n    deps:\n      - rlint/keep.py\n"
+    once = rewrite_code_deps(text, {"a": ["rlint/a.py"]})
+    assert yaml.safe_load(once) == {"stages": {"a": {"cmd": "rlint a", "deps": ["rlint/a.py"], "outs": ["x"]}}, "plots": {"a": {"deps": ["rlint/keep.py"]}}}
+    assert rewrite_code_deps(once, {"a": ["rlint/a.py"]}) == once
+
+
 def _tiny_repo(tmp_path, dvc_yaml: str):
     (tmp_path / "rlint" / "stages").mkdir(parents=True)
     (tmp_path / "flows").mkdir()
