@@ -39,8 +39,10 @@ demo: install
 	$(BIN)/python -m flows.rounds
 	$(BIN)/dvc status
 
-# Every test, the slow end-to-end ones (DVC, Prefect) included.
+# The linter (ruff, configured in pyproject.toml), then every test, the slow end-to-end ones (DVC,
+# Prefect) included; tests/test_stage_deps.py checks that every stage's deps cover the code it imports.
 test: install
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
 # Unit tests only.

@@ -6,12 +6,16 @@ Exit codes: 0 done, 2 bad input (params, dataset, checkpoint, an engine not inst
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import sys
 from pathlib import Path
 
-STAGES = ("bootstrap", "rollout", "mine", "correct", "archive", "credit", "optimize", "evaluate")
+STAGES = ("bootstrap", "rollout", "mine", "correct", "archive", "credit", "optimize", "evaluate")  # rlint <stage>: rlint/stages/<stage>.py
+# The other commands' modules, imported by name only when run: a stage's command imports none of
+# them, so they are no dependency of any stage (scripts/check_stage_deps.py reads both tables).
+TOOLS = {"audit": "rlint.audit_cli", "report": "rlint.report", "add-round": "rlint.rounds"}
 
 
 def checkpoints_read(command: str, round_id: int | None, params, root: Path) -> list[Path]:
@@ -54,8 +58,7 @@ def main(argv: list[str] | None = None) -> int:
 
     root = Path(args.root)
     if args.command == "audit":  # before the stage imports below: the audit needs no torch
-        from rlint.audit_cli import run_audit
-
+        run_audit = importlib.import_module(TOOLS["audit"]).run_audit
         try:
             return run_audit(root, rev=args.rev, html=args.html, lineage_id=args.lineage, plots=args.plots, cache=not args.no_cache)
         except DataError as err:
@@ -69,14 +72,10 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.command == "report":
-            from rlint.report import print_report
-
-            print_report(root)
+            importlib.import_module(TOOLS["report"]).print_report(root)
             return 0
         if args.command == "add-round":
-            from rlint.rounds import add_round
-
-            print(f"added round {add_round(root / args.params)}")
+            print(f"added round {importlib.import_module(TOOLS['add-round']).add_round(root / args.params)}")
             return 0
         params = load_params(root / args.params)  # an absolute --params replaces root
         if args.command != "bootstrap" and args.round < (0 if args.command == "archive" else 1):
@@ -92,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         for model_dir in checkpoints_read(args.command, getattr(args, "round", None), params, root):
             if model_dir.exists():  # a missing one is reported by the stage, after its other inputs
                 verify_checkpoint(model_dir)  # before any work: a bad model directory is bad input, not a crash
-        module = __import__(f"rlint.stages.{args.command}", fromlist=["run"])
+        module = importlib.import_module(f"rlint.stages.{args.command}")
         if args.command == "bootstrap":
             module.run(params, root)
         else:

@@ -26,7 +26,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from rlint.bench_modes import plot_curves, run_campaign, summarize, summary_record, summary_table  # noqa: E402
+from rlint.bench_modes import plot_curves, summarize, summary_record, summary_table  # noqa: E402
 from rlint.config import ENGINES  # noqa: E402
 
 

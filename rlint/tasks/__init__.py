@@ -8,10 +8,9 @@ from rlint.tasks.base import Problem, Task, TaskInputError
 def load_task(task_config) -> Task:
     """The task that ``params.yaml``'s ``task`` section describes."""
     if task_config.name == "arithmetic":
-        from rlint.tasks.arithmetic import ArithmeticConfig
-        from rlint.tasks.arithmetic_rl import ArithmeticRLTask
+        from rlint.tasks.arithmetic import ArithmeticConfig, ArithmeticTask
 
-        task = ArithmeticRLTask(
+        task = ArithmeticTask(
             ArithmeticConfig(
                 seed=task_config.seed,
                 min_steps=task_config.min_steps,

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from rlint.tasks.base import Problem, TaskInputError
 
 _ANSWER_LINE = re.compile(r"^A:(-?\d{1,12})$")
+# one or more "a<op>b=c" lines, then the answer line, then at most a final newline
+_WELL_FORMED = re.compile(r"(?:\d{1,12}[+\-*]\d{1,12}=-?\d{1,12}\n)+A:-?\d{1,12}\n?")
 _OPS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b}
 
 # Every character the task writes; the embedded tokenizer is built from this.
@@ -79,6 +81,7 @@ class ArithmeticTask:
 
     name = "arithmetic"
     step_delimiter = "\n"
+    merge_empty_steps = False  # blank steps are steps (task.merge_empty_steps turns it on)
     has_step_checker = True
 
     def __init__(self, config: ArithmeticConfig | None = None) -> None:
@@ -186,3 +189,20 @@ class ArithmeticTask:
             if index >= len(lines) or lines[index].strip() != expected:
                 return index + 1
         return None
+
+    def answer_text(self, answer: str) -> str:
+        """How the final answer is written after the steps (what ``info_gain`` scores).
+
+        >>> ArithmeticTask().answer_text("52")
+        'A:52\\n'
+        """
+        return f"A:{answer}\n"
+
+    def well_formed(self, completion: str) -> bool:
+        """Format gate: one ``a<op>b=c`` line per step, then ``A:<int>``, nothing else (values unchecked).
+
+        >>> task = ArithmeticTask()
+        >>> task.well_formed("3+4=7\\n7*2=15\\nA:15\\n"), task.well_formed("3+4=7\\n9333=96\\nA:96\\n"), task.well_formed("A:7\\n")
+        (True, False, False)
+        """
+        return _WELL_FORMED.fullmatch(completion) is not None
