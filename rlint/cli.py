@@ -50,19 +50,27 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
 
-    from rlint.data import DataError
-
     root = Path(args.root)
     if args.command == "audit":  # before the stage imports below: the audit needs no torch
         from rlint.audit_cli import run_audit
+        from rlint.data import DataError
 
         try:
             return run_audit(root, rev=args.rev, html=args.html, lineage_id=args.lineage, plots=args.plots, cache=not args.no_cache)
         except DataError as err:
-            print(f"rlint audit: error: {err}", file=sys.stderr)
-            return 2
+            return refuse("audit", err)
 
     from rlint.config import ConfigError, load_params
+
+    params = None
+    if args.command not in ("report", "add-round"):
+        try:  # parameters first, before torch and transformers load: a refusal takes a fraction of a second
+            params = load_params(root / args.params)  # an absolute --params replaces root
+            check_round(args.command, getattr(args, "round", None), params)
+        except ConfigError as err:
+            return refuse(args.command, err)
+
+    from rlint.data import DataError
     from rlint.engine import EngineError
     from rlint.policy import CheckpointError
     from rlint.tasks.base import TaskInputError
@@ -78,9 +86,6 @@ def main(argv: list[str] | None = None) -> int:
 
             print(f"added round {add_round(root / args.params)}")
             return 0
-        params = load_params(root / args.params)  # an absolute --params replaces root
-        if args.command != "bootstrap" and args.round < (0 if args.command == "archive" else 1):
-            raise ConfigError(f"--round {args.round}: rounds start at 1 (round 0 is bootstrap)")
         # models and data come from local paths only: never reach a hub at run time
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -98,9 +103,32 @@ def main(argv: list[str] | None = None) -> int:
         else:
             module.run(params, args.round, root)
     except (ConfigError, DataError, CheckpointError, EngineError, TaskInputError) as err:
-        print(f"rlint {args.command}: error: {err}", file=sys.stderr)
-        return 2
+        return refuse(args.command, err)
     return 0
+
+
+def check_round(command: str, round_id: int | None, params) -> None:
+    """A stage's ``--round`` must be a round of ``params.rounds`` (archive also takes 0, the empty base archive)."""
+    from rlint.config import ConfigError
+
+    if command == "bootstrap":
+        return
+    if round_id < (0 if command == "archive" else 1):
+        raise ConfigError(f"--round {round_id}: rounds start at 1 (round 0 is bootstrap)")
+    ids = sorted(item["id"] for item in params.rounds.values())
+    if round_id > 0 and round_id not in ids:
+        listed = f"1..{ids[-1]}" if ids else "none"
+        raise ConfigError(f"--round {round_id}: not a round of params.rounds (listed: {listed}); `rlint add-round` appends the next one")
+
+
+def refuse(command: str, err: Exception) -> int:
+    """The one exit path for bad input: one line on stderr, exit code 2 (flows/rounds.py does not retry it)."""
+    from rlint.params_file import VALUE_CHARS
+
+    message = " ".join(str(err).split()) or type(err).__name__
+    limit = 8 * VALUE_CHARS
+    print(f"rlint {command}: error: {message if len(message) <= limit else message[: limit - 1] + '…'}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":
