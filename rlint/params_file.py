@@ -37,7 +37,7 @@ def short(value, width: int = VALUE_CHARS) -> str:
     """``repr(value)`` cut to ``width`` characters, so a message stays one short line.
 
     >>> short("x" * 100, 10)
-    "'xxxxxxx…"
+    "'xxxxxxxx…"
     >>> short([1, 2])
     '[1, 2]'
     """

@@ -11,8 +11,10 @@ fractions, LaTeX and simple expressions. The dataset task has no ground-truth st
 
 Untrusted completions are bounded before they reach sympy: only the tail of a completion is
 read, answer candidates are short, constructs that sympy evaluates eagerly (binomials, gcd,
-matrices, sums, huge powers, factorials) are refused, and math-verify's own timeouts are used
-whenever the caller runs on the main thread (they are built on ``signal.alarm``).
+matrices, sums) are refused, a cost model over the whole parsed expression refuses huge powers,
+products of powers and factorials (unscorable: None), and a comparison that is not cheap runs in
+a worker process with a hard time limit (rlint/tasks/bounded.py); math-verify's own timeouts
+(``signal.alarm``) are used whenever the caller runs on the main thread.
 """
 
 from __future__ import annotations
@@ -25,10 +27,10 @@ import re
 import threading
 from pathlib import Path
 
-import sympy
 from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
 
 from rlint.tasks.base import Problem, TaskInputError
+from rlint.tasks.bounded import CHEAP_DIGITS, CHEAP_TERMS, MAX_DIGITS, MAX_TERMS, bounded_reward, combined_cost
 
 # -- answer extraction -----------------------------------------------------------------------
 MAX_COMPLETION_CHARS = 2_000  # only the tail of a completion is read: the answer is at the end
@@ -52,9 +54,6 @@ _COSTLY_TEXT = re.compile(
 _OPERATOR = re.compile(r"[-+*/^()×÷]")  # what math-verify's plain-expression reader (sympy.parse_expr, eval) needs to match
 _LATEX_ONLY = [LatexExtractionConfig()]
 _PLAIN_AND_LATEX = [LatexExtractionConfig(), ExprExtractionConfig()]
-MAX_POWER = 1_000  # largest exponent (product of nested exponents) allowed in an answer
-MAX_SYMBOLIC_POWER = 10  # ... when the base is a compound with variables: sympy expands (x+1)^n
-MAX_FACTORIAL = 1_000  # largest n allowed in n!
 
 
 def reference_answer(raw: str) -> str:
@@ -147,28 +146,6 @@ def _normalize(text: str) -> str:
     return re.sub(r"\\?%$", "", text).strip()
 
 
-def _too_costly(expr: sympy.Basic, scale: int = 1) -> bool:
-    """True when comparing ``expr`` could take unbounded time: huge powers or factorials.
-
-    ``scale`` is the product of the exponents above ``expr``, so ``(10^1000)^1000`` is caught.
-    """
-    if isinstance(expr, sympy.Pow):
-        exponent = expr.exp
-        if exponent.free_symbols:  # 2^n: symbolic, nothing to evaluate
-            return _too_costly(expr.base, scale)
-        # Simplifying (x+y+1)^30 expands it: seconds to minutes, so symbolic bases get a low cap.
-        limit = MAX_POWER if expr.base.is_Atom or not expr.base.free_symbols else MAX_SYMBOLIC_POWER
-        if not exponent.is_Number or abs(exponent) * scale > limit:
-            return True
-        return _too_costly(expr.base, scale * max(1, math.ceil(abs(exponent))))
-    if isinstance(expr, (sympy.factorial, sympy.factorial2, sympy.subfactorial, sympy.gamma)):
-        (argument,) = expr.args
-        return not (argument.is_Number and abs(argument) <= MAX_FACTORIAL)
-    if isinstance(expr, (sympy.Sum, sympy.Product, sympy.Integral, sympy.Limit, sympy.MatrixBase)):
-        return True
-    return any(_too_costly(arg, scale) for arg in expr.args if isinstance(arg, sympy.Basic))
-
-
 def _parse(text: str) -> list | None:
     """math-verify's parse of one answer; [] when nothing parses, None when it is too costly."""
     text = _normalize(text)
@@ -192,17 +169,32 @@ def _parse(text: str) -> list | None:
     parsed = parse(latex if looks_latex else text, extraction_config=config, parsing_timeout=parsing_timeout, raise_on_error=False)
     if not parsed and not looks_latex and not _WORD.search(text):
         parsed = parse(latex, extraction_config=config, parsing_timeout=parsing_timeout, raise_on_error=False)
-    if any(isinstance(item, sympy.Basic) and _too_costly(item) for item in parsed):
+    terms, digits = combined_cost(parsed)
+    if terms > MAX_TERMS or digits > MAX_DIGITS:
         return None
     return parsed
+
+
+def compare_texts(gold_text: str, candidate_text: str) -> float | None:
+    """1.0 / 0.0: math-verify's verdict on two answer texts; None when either cannot be read or is too costly.
+
+    What :class:`rlint.tasks.bounded.BoundedVerifier`'s worker runs (on its main thread).
+    """
+    gold, predicted = _parse(gold_text), _parse(candidate_text)
+    if not gold or not predicted:
+        return None
+    _, verify_timeout = _timeouts()
+    return 1.0 if verify(gold, predicted, timeout_seconds=verify_timeout, raise_on_error=False) else 0.0
 
 
 def math_answer_reward(completion: str, reference: str) -> float | None:
     """1.0 when the completion's final answer equals ``reference``, 0.0 when not, None when unscorable.
 
     The first candidate of :func:`answer_candidates` that math-verify can parse is the answer.
-    None: no candidate parses, or the reference itself cannot be parsed. An answer too costly to
-    evaluate (say ``9^{9^{9}}``) scores 0.0, like one that times out.
+    None: no candidate parses, the reference itself cannot be parsed, or the answer is too costly to
+    compare (say ``9^{9^{9}}``, or a product of large symbolic powers: rlint/tasks/bounded.py). A
+    comparison above the cheap limits runs in a worker process killed after
+    ``bounded.HARD_TIMEOUT_S``, so the reward is bounded in any thread.
 
     >>> math_answer_reward("3/4 of 12 is 9.\\n#### 9", "9")
     1.0
@@ -215,17 +207,23 @@ def math_answer_reward(completion: str, reference: str) -> float | None:
     >>> math_answer_reward("I do not know.", "42") is None
     True
     """
-    gold = _parse(reference_answer(str(reference)))
+    gold_text = reference_answer(str(reference))
+    gold = _parse(gold_text)
     if not gold:
         return None
     _, verify_timeout = _timeouts()
     for candidate in answer_candidates(completion):
         predicted = _parse(candidate)
         if predicted is None:
-            return 0.0
+            return None
         if predicted:
-            same = verify(gold, predicted, timeout_seconds=verify_timeout, raise_on_error=False)
-            return 1.0 if same else 0.0
+            terms, digits = combined_cost(gold, predicted)
+            if terms > MAX_TERMS or digits > MAX_DIGITS:
+                return None
+            if terms <= CHEAP_TERMS and digits <= CHEAP_DIGITS:  # nearly every answer: compared here
+                same = verify(gold, predicted, timeout_seconds=verify_timeout, raise_on_error=False)
+                return 1.0 if same else 0.0
+            return bounded_reward(gold_text, candidate)
     return None
 
 
