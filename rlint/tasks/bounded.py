@@ -50,7 +50,7 @@ _FACTORIALS = (sympy.factorial, sympy.factorial2, sympy.subfactorial, sympy.gamm
 
 def _log10(value: int) -> float:
     """Digits of an integer without printing it (str() of a huge int is slow, and refused past 4,300 digits)."""
-    return abs(value).bit_length() * 0.30103 + 1
+    return math.log10(abs(value)) + 1 if value else 1.0  # math.log10 takes ints of any size
 
 
 def _exponent_size(exponent: sympy.Basic) -> float:
