@@ -15,6 +15,7 @@ import math
 import struct
 from pathlib import Path
 
+from rlint.params_file import short
 from rlint.policy import CheckpointError, check_checkpoint
 
 MAX_HEADER_BYTES = 100_000_000  # the safetensors format's own limit
@@ -22,11 +23,20 @@ DTYPE_BYTES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "I16": 2
                "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8}
 
 
+# config.json fields that size the model: a string or a float there breaks model construction deep in transformers
+SIZE_FIELDS = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+               "num_key_value_heads", "max_position_embeddings", "head_dim")
+
+
 def _json_file(path: Path) -> dict:
     try:
         value = json.loads(path.read_bytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise CheckpointError(f"{path}: not valid JSON: {str(err).splitlines()[0]}") from None
+    except OSError as err:
+        raise CheckpointError(f"{path}: cannot be read: {err.strerror or type(err).__name__}") from None
+    except RecursionError:
+        raise CheckpointError(f"{path}: not valid JSON: nested too deeply") from None
+    except (UnicodeDecodeError, ValueError) as err:  # JSONDecodeError, or an integer beyond Python's digit limit
+        raise CheckpointError(f"{path}: not valid JSON: {str(err).splitlines()[0][:120]}") from None
     if not isinstance(value, dict):
         raise CheckpointError(f"{path}: expected a JSON object, got {type(value).__name__}")
     return value
@@ -70,15 +80,46 @@ def check_safetensors(path: Path) -> None:
         raise CheckpointError(f"{path}: tensors need {end} bytes after the header, the file has {size - 8 - length}; truncated?")
 
 
+def check_tokenizer(path: Path, vocab_size: int | None) -> None:
+    """``tokenizer.json`` loads as a tokenizer, and its ids (added tokens included) fit the model's ``vocab_size``."""
+    from tokenizers import Tokenizer
+
+    try:
+        vocab = Tokenizer.from_file(str(path)).get_vocab(with_added_tokens=True)
+    except Exception as err:  # noqa: BLE001 - the Rust library raises plain Exception for a malformed file
+        raise CheckpointError(f"{path}: not a tokenizer: {str(err).splitlines()[0][:150] if str(err) else type(err).__name__}") from None
+    largest = max(vocab.values(), default=-1)
+    if vocab_size is not None and largest >= vocab_size:
+        token = next(t for t, i in vocab.items() if i == largest)
+        raise CheckpointError(f"{path}: token {short(token, 20)} has id {largest}, beyond the model's vocabulary (config.json vocab_size={vocab_size})")
+
+
+def vocab_size(path: str | Path) -> int | None:
+    """``vocab_size`` of a verified model directory's config.json (token ids must stay below it)."""
+    return _json_file(Path(path) / "config.json").get("vocab_size")
+
+
+def context_length(path: str | Path) -> int | None:
+    """Positions the model at ``path`` was built for (config.json ``max_position_embeddings``), or None when unstated."""
+    value = _json_file(Path(path) / "config.json").get("max_position_embeddings")
+    return value if type(value) is int and value > 0 else None
+
+
 def verify_checkpoint(path: str | Path) -> Path:
     """Refuse a model directory that cannot be loaded; the error names the file. Loads no weights."""
     path = check_checkpoint(path)
     config = _json_file(path / "config.json")
     if not isinstance(config.get("model_type"), str):
         raise CheckpointError(f"{path / 'config.json'}: no 'model_type'")
+    for key in SIZE_FIELDS:
+        value = config.get(key)
+        if value is not None and (type(value) is not int or not 1 <= value < 2**31):
+            raise CheckpointError(f"{path / 'config.json'}: '{key}' must be a positive integer below 2^31, got {short(value)}")
     for name in ("tokenizer.json", "tokenizer_config.json"):
         if (path / name).is_file():
             _json_file(path / name)
+    if (path / "tokenizer.json").is_file():
+        check_tokenizer(path / "tokenizer.json", config.get("vocab_size"))
     for weights in sorted(path.glob("*.safetensors")):
         check_safetensors(weights)
     from transformers import AutoConfig

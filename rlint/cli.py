@@ -92,11 +92,15 @@ def main(argv: list[str] | None = None) -> int:
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
-        from rlint.checkpoints import verify_checkpoint
+        from rlint import data
+        from rlint.checkpoints import verify_checkpoint, vocab_size
 
+        data.VOCAB_SIZE = None
         for model_dir in checkpoints_read(args.command, getattr(args, "round", None), params, root):
             if model_dir.exists():  # a missing one is reported by the stage, after its other inputs
                 verify_checkpoint(model_dir)  # before any work: a bad model directory is bad input, not a crash
+                size = vocab_size(model_dir)  # upstream token ids beyond it would index past the embedding
+                data.VOCAB_SIZE = size if data.VOCAB_SIZE is None or size is None else min(size, data.VOCAB_SIZE)
         module = __import__(f"rlint.stages.{args.command}", fromlist=["run"])
         if args.command == "bootstrap":
             module.run(params, root)

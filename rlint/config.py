@@ -31,6 +31,20 @@ class ConfigError(ValueError):
     """params.yaml is unusable; the message names the file and the key."""
 
 
+def check_prompt_template(template: str, error=None) -> None:
+    """``template`` may only use ``{question}``, bare: no other field, index, conversion or format spec
+    (``{question:>1000000000}`` would build a gigabyte per prompt)."""
+    import string
+
+    error = error or ConfigError
+    try:
+        fields = [(name, spec, conversion) for _, name, spec, conversion in string.Formatter().parse(template) if name is not None]
+    except ValueError as err:
+        raise error(f"task.prompt_template={short(template)}: {err}") from None
+    if not fields or any(field != ("question", "", None) for field in fields):
+        raise error(f"task.prompt_template={short(template)}: use {{question}} (no other field, conversion or format spec)")
+
+
 @dataclass(frozen=True)
 class TaskConfig:
     name: str = "arithmetic"  # "arithmetic" (embedded) or "dataset" (a local Parquet/JSONL file)
@@ -55,6 +69,7 @@ class TaskConfig:
             raise ConfigError("task.path: required when task.name is 'dataset'")
         if not self.step_delimiter:
             raise ConfigError("task.step_delimiter: must not be empty")
+        check_prompt_template(self.prompt_template)
 
 
 @dataclass(frozen=True)
@@ -267,6 +282,9 @@ class LimitsConfig:
         for name in ("max_rows_per_round", "max_file_bytes", "max_question_chars", "max_answer_chars"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"limits.{name} must be >= 1")
+        if self.max_answer_chars > 200:
+            raise ConfigError(f"limits.max_answer_chars={self.max_answer_chars}: the verifier reads answers of at most 200 characters "
+                              "(rlint/tasks/dataset.py MAX_ANSWER_CHARS), so a longer reference could never be scored")
 
 
 @dataclass(frozen=True)

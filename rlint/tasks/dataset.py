@@ -29,6 +29,7 @@ from pathlib import Path
 
 from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
 
+from rlint.config import LimitsConfig, check_prompt_template
 from rlint.tasks.base import Problem, TaskInputError
 from rlint.tasks.bounded import CHEAP_DIGITS, CHEAP_TERMS, MAX_DIGITS, MAX_TERMS, bounded_reward, combined_cost
 
@@ -244,6 +245,10 @@ def _read_jsonl(path: Path) -> list[tuple[str, dict]]:
             row = json.loads(line)
         except json.JSONDecodeError as err:
             raise TaskInputError(f"{path}: line {number}: invalid JSON: {err.msg}") from None
+        except RecursionError:
+            raise TaskInputError(f"{path}: line {number}: JSON nested too deeply") from None
+        except ValueError as err:  # an integer beyond Python's digit limit (4,300 digits)
+            raise TaskInputError(f"{path}: line {number}: invalid JSON: {str(err).split(';')[0]}") from None
         if not isinstance(row, dict):
             raise TaskInputError(f"{path}: line {number}: expected a JSON object, got {type(row).__name__}")
         rows.append((f"line {number}", row))
@@ -272,30 +277,62 @@ def _field(path: Path, where: str, row: dict, field: str):
     return row[field]
 
 
-def _question(path: Path, where: str, value, field: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise TaskInputError(f"{path}: {where}: field {field!r} must be a non-empty string, got {value!r:.60}")
+def _unicode(path: Path, where: str, value: str, field: str) -> str:
+    """``value`` if it encodes as UTF-8: JSON's ``"\\ud800"`` decodes to a lone surrogate, which no tokenizer or file takes."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise TaskInputError(f"{path}: {where}: field {field!r} is not valid Unicode (a lone surrogate at character {err.start + 1})") from None
     return value
 
 
-def _answer(path: Path, where: str, value, field: str) -> str:
-    """The reference answer as text: numbers are converted, GSM8K ``#### x`` is reduced to ``x``."""
+def _question(path: Path, where: str, value, field: str, max_chars: int = 20_000) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise TaskInputError(f"{path}: {where}: field {field!r} must be a non-empty string, got {value!r:.60}")
+    if len(value) > max_chars:
+        raise TaskInputError(f"{path}: {where}: field {field!r} has {len(value)} characters, more than limits.max_question_chars={max_chars} "
+                             "(raise it in params.yaml to accept it)")
+    return _unicode(path, where, value, field)
+
+
+def _answer(path: Path, where: str, value, field: str, max_chars: int = MAX_ANSWER_CHARS) -> str:
+    """The reference answer as text: numbers are converted, GSM8K ``#### x`` is reduced to ``x``; it must be scorable.
+
+    Scorable: a completion ending in ``#### <answer>`` scores 1.0 against it. A reference that
+    math-verify cannot read, or that is too costly to compare, would score every completion None.
+    """
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if not math.isfinite(value):
             raise TaskInputError(f"{path}: {where}: field {field!r} is not a finite number: {value}")
         value = str(value)
     if not isinstance(value, str):
         raise TaskInputError(f"{path}: {where}: field {field!r} must be a string or a number, got {value!r:.60}")
-    answer = reference_answer(value)
+    answer = reference_answer(_unicode(path, where, value, field))
     if not answer:
         raise TaskInputError(f"{path}: {where}: field {field!r} is empty")
+    if len(answer) > max_chars:
+        raise TaskInputError(f"{path}: {where}: field {field!r} has {len(answer)} characters, more than limits.max_answer_chars={max_chars}")
+    if not _scorable(answer):
+        raise TaskInputError(f"{path}: {where}: field {field!r} = {answer!r:.60} cannot be scored: a completion ending in "
+                             "'#### ' and exactly this answer does not score 1 (math-verify cannot read it, or it is too costly)")
     return answer
+
+
+_PLAIN_NUMBER = re.compile(r"-?\d{1,30}(?:\.\d{1,30})?")
+
+
+@functools.lru_cache(maxsize=65_536)
+def _scorable(answer: str) -> bool:
+    """A completion that writes exactly ``answer`` the way answers are written scores 1.0 against it."""
+    return _PLAIN_NUMBER.fullmatch(answer) is not None or math_answer_reward(f"#### {answer}\n", answer) == 1.0
 
 
 def _problem_id(path: Path, where: str, value, field: str) -> str:
     if isinstance(value, bool) or not isinstance(value, (str, int)) or not str(value).strip():
         raise TaskInputError(f"{path}: {where}: field {field!r} must be a non-empty string or an integer, got {value!r:.60}")
-    return str(value)
+    if len(str(value)) > 200:
+        raise TaskInputError(f"{path}: {where}: field {field!r} has {len(str(value))} characters; ids have at most 200")
+    return _unicode(path, where, str(value), field)
 
 
 class DatasetTask:
@@ -318,19 +355,18 @@ class DatasetTask:
         step_delimiter: str = "\n",
         heldout_share: float = 0.2,
         seed: int = 0,
+        limits=None,
     ) -> None:
         if not 0.0 <= heldout_share <= 1.0:
             raise TaskInputError(f"task.heldout_share={heldout_share}: must be in [0, 1]")
-        try:
-            prompt_template.format(question="")
-        except (KeyError, IndexError, ValueError) as err:
-            raise TaskInputError(f"task.prompt_template={prompt_template!r}: use only {{question}} ({err!r})") from None
+        check_prompt_template(prompt_template, TaskInputError)
         self.path = Path(path)
         self.question_field, self.answer_field, self.id_field = question_field, answer_field, id_field
         self.prompt_template = prompt_template
         self.step_delimiter = step_delimiter
         self.heldout_share = heldout_share
         self.seed = seed
+        self.limits = limits if limits is not None else LimitsConfig()
         self._splits: dict[str, list[Problem]] = {"train": [], "heldout": []}
         for problem in self._load():
             self._splits[self.split_of(problem.problem_id)].append(problem)
@@ -339,22 +375,31 @@ class DatasetTask:
     def _load(self) -> list[Problem]:
         """Every row as a Problem, in file order; every validation error names the file and row."""
         path = self.path
+        try:
+            size = path.stat().st_size  # follows links: a link loop is an OSError here
+        except FileNotFoundError:
+            raise TaskInputError(f"{path}: file not found") from None
+        except OSError as err:
+            raise TaskInputError(f"{path}: cannot be read: {err.strerror or type(err).__name__}") from None
         if not path.is_file():
-            raise TaskInputError(f"{path}: file not found")
+            raise TaskInputError(f"{path}: {'is a directory' if path.is_dir() else 'not a regular file'}; task.path must name a .parquet or .jsonl file")
+        if size > self.limits.max_file_bytes:
+            raise TaskInputError(f"{path}: {size} bytes, more than limits.max_file_bytes={self.limits.max_file_bytes} "
+                                 "(raise it in params.yaml to accept the file)")
         fields = [f for f in (self.question_field, self.answer_field, self.id_field) if f is not None]
         suffix = path.suffix.lower()
-        if suffix == ".jsonl":
-            rows = _read_jsonl(path)
-        elif suffix == ".parquet":
-            rows = _read_parquet(path, fields)
-        else:
+        if suffix not in (".jsonl", ".parquet"):
             raise TaskInputError(f"{path}: unknown extension {path.suffix!r}; use .parquet or .jsonl")
+        try:
+            rows = _read_jsonl(path) if suffix == ".jsonl" else _read_parquet(path, fields)
+        except OSError as err:
+            raise TaskInputError(f"{path}: cannot be read: {err.strerror or type(err).__name__}") from None
         if not rows:
             raise TaskInputError(f"{path}: no problems (empty file)")
         problems, first_seen = [], {}
         for index, (where, row) in enumerate(rows):
-            question = _question(path, where, _field(path, where, row, self.question_field), self.question_field)
-            answer = _answer(path, where, _field(path, where, row, self.answer_field), self.answer_field)
+            question = _question(path, where, _field(path, where, row, self.question_field), self.question_field, self.limits.max_question_chars)
+            answer = _answer(path, where, _field(path, where, row, self.answer_field), self.answer_field, self.limits.max_answer_chars)
             if self.id_field is None:
                 problem_id = str(index)
             else:
