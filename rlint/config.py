@@ -388,13 +388,15 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     path = Path(path)
     try:
         raw = read_params_file(path)
-        missing = missing_tracked_keys(path, raw)
+        missing: dict[str, str] = {}  # key -> the first stage that tracks it
+        for stage, key in missing_tracked_keys(path, raw):
+            missing.setdefault(key, stage)
         if missing:
-            stage, key = missing[0]
+            (key, stage), others = next(iter(missing.items())), list(missing)[1:]
             default = _default(key)
             raise ConfigError(f"{key}: missing, but dvc.yaml stage {stage!r} tracks it (DVC reads it from this file, not from rlint's "
                               f"defaults){'; its default: ' + key + ': ' + short(default) if default is not _NO_DEFAULT else ''}"
-                              f"{f' ({len(missing) - 1} more missing)' if len(missing) > 1 else ''}")
+                              f"{'; also missing: ' + ', '.join(others[:5]) + (', …' if len(others) > 5 else '') if others else ''}")
         return _build(Params, raw, "")
     except FileNotFoundError:
         message = "file not found"
