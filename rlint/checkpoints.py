@@ -1,11 +1,11 @@
 """Checking a model directory before any stage loads it: a bad one is bad input (exit code 2), not a crash.
 
-:func:`rlint.policy.check_checkpoint` checks that the files exist; :func:`verify_checkpoint` also
+:func:`check_checkpoint` checks that the files exist; :func:`verify_checkpoint` also
 reads what can be read without loading weights: ``config.json`` and the tokenizer files parse,
 transformers knows the architecture, and every ``*.safetensors`` header is well formed and
 covers its file exactly (a truncated or foreign file is refused). Weights are only ever loaded
 from safetensors (``use_safetensors=True`` in rlint/policy.py); pickled ``*.bin`` files are
-never opened.
+never opened. Nothing here imports torch; transformers only for the architecture check.
 """
 
 from __future__ import annotations
@@ -16,7 +16,29 @@ import struct
 from pathlib import Path
 
 from rlint.params_file import short
-from rlint.policy import CheckpointError, check_checkpoint
+
+
+def checkpoint_path(root: str | Path, round_id: int) -> Path:
+    """Policy after round ``round_id`` (round 0: the base policy from bootstrap)."""
+    return Path(root) / "checkpoints" / f"round={round_id}"
+
+
+class CheckpointError(ValueError):
+    """A model directory is unusable; the message names the directory and what is missing."""
+
+
+def check_checkpoint(path: str | Path) -> Path:
+    """Refuse a model directory without config, safetensors weights or tokenizer."""
+    path = Path(path)
+    if not path.is_dir():
+        raise CheckpointError(f"{path}: model directory not found")
+    if not (path / "config.json").is_file():
+        raise CheckpointError(f"{path}: no config.json, not a Hugging Face model directory")
+    if not any(path.glob("*.safetensors")):
+        raise CheckpointError(f"{path}: no *.safetensors weights (pickled weights are not loaded)")
+    if not (path / "tokenizer.json").is_file() and not (path / "tokenizer_config.json").is_file():
+        raise CheckpointError(f"{path}: no tokenizer.json or tokenizer_config.json")
+    return path
 
 MAX_HEADER_BYTES = 100_000_000  # the safetensors format's own limit
 DTYPE_BYTES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
@@ -105,8 +127,12 @@ def context_length(path: str | Path) -> int | None:
     return value if type(value) is int and value > 0 else None
 
 
-def verify_checkpoint(path: str | Path) -> Path:
-    """Refuse a model directory that cannot be loaded; the error names the file. Loads no weights."""
+def verify_checkpoint(path: str | Path, architecture: bool = True) -> Path:
+    """Refuse a model directory that cannot be loaded; the error names the file. Loads no weights.
+
+    ``architecture=False`` skips the one check that imports transformers (its AutoConfig), so the
+    rest runs in a fraction of a second, before the heavy imports.
+    """
     path = check_checkpoint(path)
     config = _json_file(path / "config.json")
     if not isinstance(config.get("model_type"), str):
@@ -122,6 +148,8 @@ def verify_checkpoint(path: str | Path) -> Path:
         check_tokenizer(path / "tokenizer.json", config.get("vocab_size"))
     for weights in sorted(path.glob("*.safetensors")):
         check_safetensors(weights)
+    if not architecture:
+        return path
     from transformers import AutoConfig
 
     try:

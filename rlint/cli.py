@@ -16,7 +16,7 @@ STAGES = ("bootstrap", "rollout", "mine", "correct", "archive", "credit", "optim
 
 def checkpoints_read(command: str, round_id: int | None, params, root: Path) -> list[Path]:
     """The model directories a stage loads (dvc.yaml's checkpoint dependencies)."""
-    from rlint.stages.common import checkpoint_path
+    from rlint.checkpoints import checkpoint_path
 
     if command == "bootstrap":
         return [Path(params.bootstrap.model_path)] if params.bootstrap.model_path else []
@@ -60,20 +60,21 @@ def main(argv: list[str] | None = None) -> int:
         except DataError as err:
             return refuse("audit", err)
 
+    from rlint.checkpoints import CheckpointError
     from rlint.config import ConfigError, load_params
+    from rlint.tasks.base import TaskInputError
 
     params = None
     if args.command not in ("report", "add-round"):
-        try:  # parameters first, before torch and transformers load: a refusal takes a fraction of a second
+        try:  # inputs first, before torch and transformers load: a refusal takes a second or two, not ten
             params = load_params(root / args.params)  # an absolute --params replaces root
             check_round(args.command, getattr(args, "round", None), params)
-        except ConfigError as err:
+            check_inputs_early(args.command, getattr(args, "round", None), params, root)
+        except (ConfigError, CheckpointError, TaskInputError) as err:
             return refuse(args.command, err)
 
     from rlint.data import DataError
     from rlint.engine import EngineError
-    from rlint.policy import CheckpointError
-    from rlint.tasks.base import TaskInputError
 
     try:
         if args.command == "report":
@@ -109,6 +110,22 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, DataError, CheckpointError, EngineError, TaskInputError) as err:
         return refuse(args.command, err)
     return 0
+
+
+TASK_STAGES = ("bootstrap", "rollout", "credit", "evaluate")  # stages that always load the task
+
+
+def check_inputs_early(command: str, round_id: int | None, params, root: Path) -> None:
+    """What can be checked without torch: a dataset task's file, and the model directories' files (not their architecture)."""
+    from rlint.checkpoints import verify_checkpoint
+
+    if params.task.name == "dataset" and command in TASK_STAGES:
+        from rlint.tasks import load_task
+
+        load_task(params.task, params.limits)  # the stage loads it again (reference checks are cached)
+    for model_dir in checkpoints_read(command, round_id, params, root):
+        if model_dir.exists():
+            verify_checkpoint(model_dir, architecture=False)
 
 
 def check_round(command: str, round_id: int | None, params) -> None:
