@@ -20,6 +20,8 @@ import shutil
 import time
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from rlint.cli import main
 from tests.conftest import REPO
@@ -214,3 +216,81 @@ def test_hostile_input_is_refused_cleanly(tmp_path, capsys, tiny_checkpoint, nam
 
 def test_corpus_size():
     assert len({name for name, *_ in CASES}) == len(CASES) >= 40
+
+
+# what each loader raises for bad input; the CLI turns exactly these into exit code 2
+LOADER_ERRORS = {
+    "rlint.config.load_params": "rlint.config.ConfigError",
+    "rlint.tasks.dataset.DatasetTask": "rlint.tasks.base.TaskInputError",
+    "rlint.checkpoints.verify_checkpoint": "rlint.checkpoints.CheckpointError",
+    "rlint.data.read_rows": "rlint.data.DataError",
+    "rlint.engine.engine_name": "rlint.engine.EngineError",
+}
+
+
+@pytest.mark.parametrize("loader,error", LOADER_ERRORS.items())
+def test_the_cli_refuses_every_loader_error_with_exit_2(tmp_path, capsys, monkeypatch, loader, error):
+    """Whatever a stage's loader raises for bad input leaves through the one exit path: one line, exit code 2."""
+    import importlib
+
+    import rlint.stages.archive
+
+    module, name = error.rsplit(".", 1)
+    cls = getattr(importlib.import_module(module), name)
+
+    def bad_input(*args):
+        raise cls(f"{loader}: what was wrong\nand a second line")
+
+    (tmp_path / "params.yaml").write_text(PARAMS)
+    monkeypatch.setattr(rlint.stages.archive, "run", bad_input)
+    capsys.readouterr()
+    assert main(["--root", str(tmp_path), "archive", "--round", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"rlint archive: error: {loader}: what was wrong and a second line"]
+
+
+JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
+                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3), max_leaves=8)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(changes=st.dictionaries(st.sampled_from(["vocab_size", "hidden_size", "num_hidden_layers", "max_position_embeddings", "model_type",
+                                                "num_attention_heads", "intermediate_size", "tie_word_embeddings"]), JSON_VALUES, max_size=3))
+def test_config_json_fuzz_raises_only_checkpoint_errors(tmp_path_factory, tiny_checkpoint, changes):
+    """config.json with fuzzed values: accepted, or refused with a CheckpointError naming config.json (the light checks, as the CLI runs them first)."""
+    from rlint.checkpoints import CheckpointError, verify_checkpoint
+
+    model = tmp_path_factory.mktemp("m") / "model"
+    shutil.copytree(tiny_checkpoint, model)
+    _change_checkpoint(model, "config", changes)
+    try:
+        verify_checkpoint(model, architecture=False)
+    except CheckpointError as err:
+        assert "config.json" in str(err) or "tokenizer.json" in str(err)
+        assert "\n" not in str(err) and len(str(err)) < 500
+
+
+@pytest.mark.parametrize("name", ["params-duplicate-section", "dataset-lone-surrogate-question", "checkpoint-tokenizer-not-a-tokenizer"])
+def test_refusals_load_no_torch(tmp_path, tiny_checkpoint, name):
+    """In a fresh process: the refusal comes before torch and transformers are imported (seconds, not the 8-25 s of issue 19)."""
+    import subprocess
+    import sys
+
+    _, kind, bad, culprit, fragment = next(case for case in CASES if case[0] == name)
+    ws = _workspace(tmp_path, tiny_checkpoint)
+    command = ["mine", "--round", "1"]
+    if kind == "params":
+        (ws / "params.yaml").write_text(bad)
+    elif kind == "dataset":
+        command = _dataset(ws, bad)
+    else:
+        command = ["rollout", "--round", "1"]
+        _change_checkpoint(ws / "checkpoints" / "round=0", *bad)
+    code = ("import sys, time; from rlint.cli import main; t = time.monotonic(); code = main(sys.argv[1:]); "
+            "print(code, round(time.monotonic() - t, 2), sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code, "--root", str(ws), *command], capture_output=True, text=True, cwd=REPO,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    exit_code, seconds, heavy = done.stdout.strip().split(" ", 2)
+    assert exit_code == "2" and heavy == "[]", done.stdout + done.stderr
+    assert fragment in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    print(f"{name}: refused in {seconds} s")
