@@ -284,7 +284,7 @@ class LimitsConfig:
                 raise ConfigError(f"limits.{name} must be >= 1")
         if self.max_answer_chars > 200:
             raise ConfigError(f"limits.max_answer_chars={self.max_answer_chars}: the verifier reads answers of at most 200 characters "
-                              "(rlint/tasks/dataset.py MAX_ANSWER_CHARS), so a longer reference could never be scored")
+                              "(rlint/tasks/math_answer.py MAX_ANSWER_CHARS), so a longer reference could never be scored")
 
 
 @dataclass(frozen=True)

@@ -191,7 +191,7 @@ def bounded_reward(gold: str, candidate: str) -> float | None:
 
 def _serve() -> None:
     """The worker: one JSON request a line on stdin, one JSON answer a line on stdout."""
-    from rlint.tasks.dataset import compare_texts
+    from rlint.tasks.math_answer import compare_texts
 
     compare_texts("1", "1")  # warm up math-verify's grammar before saying ready
     out = sys.stdout.buffer
