@@ -69,11 +69,16 @@ def main(argv: list[str] | None = None) -> int:
         try:  # inputs first, before torch and transformers load: a refusal takes a second or two, not ten
             params = load_params(root / args.params)  # an absolute --params replaces root
             check_round(args.command, getattr(args, "round", None), params)
+        except ConfigError as err:
+            return refuse(args.command, err)
+    from rlint.data import DataError  # pyarrow: after the parameters
+
+    if params is not None:
+        try:
             check_inputs_early(args.command, getattr(args, "round", None), params, root)
-        except (ConfigError, CheckpointError, TaskInputError) as err:
+        except (CheckpointError, TaskInputError, DataError) as err:
             return refuse(args.command, err)
 
-    from rlint.data import DataError
     from rlint.engine import EngineError
 
     try:
@@ -93,15 +98,11 @@ def main(argv: list[str] | None = None) -> int:
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
-        from rlint import data
-        from rlint.checkpoints import verify_checkpoint, vocab_size
+        from rlint.checkpoints import verify_checkpoint
 
-        data.VOCAB_SIZE = None
         for model_dir in checkpoints_read(args.command, getattr(args, "round", None), params, root):
             if model_dir.exists():  # a missing one is reported by the stage, after its other inputs
-                verify_checkpoint(model_dir)  # before any work: a bad model directory is bad input, not a crash
-                size = vocab_size(model_dir)  # upstream token ids beyond it would index past the embedding
-                data.VOCAB_SIZE = size if data.VOCAB_SIZE is None or size is None else min(size, data.VOCAB_SIZE)
+                verify_checkpoint(model_dir)  # the architecture too: transformers knows it
         module = __import__(f"rlint.stages.{args.command}", fromlist=["run"])
         if args.command == "bootstrap":
             module.run(params, root)
@@ -115,17 +116,31 @@ def main(argv: list[str] | None = None) -> int:
 TASK_STAGES = ("bootstrap", "rollout", "credit", "evaluate")  # stages that always load the task
 
 
+# the round's stage outputs each stage reads (dvc.yaml's data deps; tests/test_hostile.py checks they agree)
+STAGE_INPUTS = {"mine": ("rollouts",), "correct": ("rollouts", "failures", "continuations"), "credit": ("rollouts", "failures", "branches"),
+                "archive": ("rollouts", "failures", "corrections"), "optimize": ("train_set",)}
+
+
 def check_inputs_early(command: str, round_id: int | None, params, root: Path) -> None:
-    """What can be checked without torch: a dataset task's file, and the model directories' files (not their architecture)."""
-    from rlint.checkpoints import verify_checkpoint
+    """What can be checked without torch: a dataset task's file, the model directories' files (not their
+    architecture) and the upstream Parquet files that exist (a missing one is reported by the stage)."""
+    from rlint.checkpoints import verify_checkpoint, vocab_size
 
     if params.task.name == "dataset" and command in TASK_STAGES:
         from rlint.tasks import load_task
 
         load_task(params.task, params.limits)  # the stage loads it again (reference checks are cached)
+    sizes = []
     for model_dir in checkpoints_read(command, round_id, params, root):
         if model_dir.exists():
             verify_checkpoint(model_dir, architecture=False)
+            sizes.append(vocab_size(model_dir))
+    from rlint import data
+
+    data.VOCAB_SIZE = min((n for n in sizes if n), default=None)  # upstream token ids beyond it would index past the embedding
+    for name in STAGE_INPUTS.get(command, ()):
+        if data.dataset_path(root, name, round_id).exists():
+            data.read_table(root, name, round_id)
 
 
 def check_round(command: str, round_id: int | None, params) -> None:

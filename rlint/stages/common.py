@@ -39,5 +39,5 @@ def check_context(task, problems, contexts: list[list[int]], max_new_tokens: int
     for problem, ids in zip(problems, contexts):
         if len(ids) + max_new_tokens > limit:
             raise TaskInputError(f"{where}: problem {problem.problem_id!r:.40}: its prompt of {len(ids)} tokens + sampling.max_new_tokens="
-                                 f"{max_new_tokens} do not fit the model's context of {limit} tokens ({model_dir}/config.json "
-                                 "max_position_embeddings); shorten the question, lower sampling.max_new_tokens or use a longer-context model")
+                                 f"{max_new_tokens} do not fit the model's context of {limit} tokens; shorten the question or lower "
+                                 "sampling.max_new_tokens")

@@ -111,8 +111,8 @@ def _answer(path: Path, where: str, value, field: str, max_chars: int = MAX_ANSW
     if len(answer) > max_chars:
         raise TaskInputError(f"{path}: {where}: field {field!r} has {len(answer)} characters, more than limits.max_answer_chars={max_chars}")
     if not _scorable(answer):
-        raise TaskInputError(f"{path}: {where}: field {field!r} = {answer!r:.60} cannot be scored: a completion ending in "
-                             "'#### ' and exactly this answer does not score 1 (math-verify cannot read it, or it is too costly)")
+        raise TaskInputError(f"{path}: {where}: field {field!r} = {answer!r:.60} cannot be scored (a completion ending in "
+                             "'#### ' and this answer would not score 1)")
     return answer
 
 

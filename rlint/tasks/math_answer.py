@@ -15,6 +15,7 @@ a worker process with a hard time limit (rlint/tasks/bounded.py); math-verify's 
 from __future__ import annotations
 
 import functools
+import logging
 import re
 import threading
 
@@ -42,6 +43,9 @@ _COSTLY_TEXT = re.compile(
     re.IGNORECASE,
 )
 _OPERATOR = re.compile(r"[-+*/^()×÷]")  # what math-verify's plain-expression reader (sympy.parse_expr, eval) needs to match
+# math-verify warns on every parse without a timeout (off the main thread, and the warm-up): rlint bounds
+# those itself (rlint/tasks/bounded.py), and a refusal must stay one line on stderr
+logging.getLogger("math_verify.parser").addFilter(lambda record: "Timeout is disabled" not in record.getMessage())
 _LATEX_ONLY = [LatexExtractionConfig()]
 _PLAIN_AND_LATEX = [LatexExtractionConfig(), ExprExtractionConfig()]
 
