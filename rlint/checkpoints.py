@@ -127,6 +127,37 @@ def context_length(path: str | Path) -> int | None:
     return value if type(value) is int and value > 0 else None
 
 
+def check_context(task, problems, contexts: list[list[int]], max_new_tokens: int, model_dir: Path, max_model_len: int | None = None) -> None:
+    """Refuse a problem whose prompt plus ``sampling.max_new_tokens`` does not fit the model's context, before sampling.
+
+    ``contexts[i]`` holds the token ids of ``problems[i]``'s prompt; the context is config.json's
+    ``max_position_embeddings`` (and ``sampling.vllm.max_model_len`` when set).
+    """
+    from rlint.tasks.base import TaskInputError
+
+    limits = [n for n in (context_length(model_dir), max_model_len) if n]
+    if not limits:
+        return
+    limit = min(limits)
+    where = getattr(task, "path", None) or f"task {task.name!r}"
+    for problem, ids in zip(problems, contexts):
+        if len(ids) + max_new_tokens > limit:
+            raise TaskInputError(f"{where}: problem {problem.problem_id!r:.40}: its prompt of {len(ids)} tokens + sampling.max_new_tokens="
+                                 f"{max_new_tokens} do not fit the model's context of {limit} tokens; shorten the question or lower "
+                                 "sampling.max_new_tokens")
+
+
+def check_dataset_context(task, split: str, params, model_dir: Path) -> None:
+    """:func:`check_context` for every problem of a dataset split, tokenized with the model's ``tokenizer.json`` (no torch)."""
+    if not (model_dir / "tokenizer.json").is_file() or not task.split_size(split):
+        return
+    from tokenizers import Tokenizer
+
+    problems = task.problems(split, 0, task.split_size(split))
+    encoded = Tokenizer.from_file(str(model_dir / "tokenizer.json")).encode_batch([p.prompt for p in problems], add_special_tokens=False)
+    check_context(task, problems, [e.ids for e in encoded], params.sampling.max_new_tokens, model_dir, params.sampling.vllm.max_model_len)
+
+
 def verify_checkpoint(path: str | Path, architecture: bool = True) -> Path:
     """Refuse a model directory that cannot be loaded; the error names the file. Loads no weights.
 

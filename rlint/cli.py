@@ -124,17 +124,20 @@ STAGE_INPUTS = {"mine": ("rollouts",), "correct": ("rollouts", "failures", "cont
 def check_inputs_early(command: str, round_id: int | None, params, root: Path) -> None:
     """What can be checked without torch: a dataset task's file, the model directories' files (not their
     architecture) and the upstream Parquet files that exist (a missing one is reported by the stage)."""
-    from rlint.checkpoints import verify_checkpoint, vocab_size
+    from rlint.checkpoints import check_dataset_context, verify_checkpoint, vocab_size
 
+    task = None
     if params.task.name == "dataset" and command in TASK_STAGES:
         from rlint.tasks import load_task
 
-        load_task(params.task, params.limits)  # the stage loads it again (reference checks are cached)
+        task = load_task(params.task, params.limits)  # the stage loads it again (reference checks are cached)
     sizes = []
     for model_dir in checkpoints_read(command, round_id, params, root):
         if model_dir.exists():
             verify_checkpoint(model_dir, architecture=False)
             sizes.append(vocab_size(model_dir))
+            if task is not None and command in ("rollout", "evaluate"):  # every problem of the split must fit the context
+                check_dataset_context(task, "train" if command == "rollout" else "heldout", params, model_dir)
     from rlint import data
 
     data.VOCAB_SIZE = min((n for n in sizes if n), default=None)  # upstream token ids beyond it would index past the embedding

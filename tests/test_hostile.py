@@ -270,7 +270,8 @@ def test_config_json_fuzz_raises_only_checkpoint_errors(tmp_path_factory, tiny_c
         assert "\n" not in str(err) and len(str(err)) < 500
 
 
-@pytest.mark.parametrize("name", ["params-duplicate-section", "dataset-nan-string-answer", "checkpoint-tokenizer-not-a-tokenizer"])
+@pytest.mark.parametrize("name", ["params-duplicate-section", "dataset-nan-string-answer", "dataset-question-past-context",
+                                  "checkpoint-tokenizer-not-a-tokenizer", "upstream-token-id-beyond-vocab"])
 def test_refusals_load_no_torch(tmp_path, tiny_checkpoint, name):
     """In a fresh process: the refusal comes before torch and transformers are imported (seconds, not the 8-25 s of issue 19)."""
     import subprocess
@@ -283,9 +284,11 @@ def test_refusals_load_no_torch(tmp_path, tiny_checkpoint, name):
         (ws / "params.yaml").write_text(bad)
     elif kind == "dataset":
         command = _dataset(ws, bad)
-    else:
+    elif kind == "checkpoint":
         command = ["rollout", "--round", "1"]
         _change_checkpoint(ws / "checkpoints" / "round=0", *bad)
+    else:
+        _break_rollouts(ws, bad)
     code = ("import sys, time; from rlint.cli import main; t = time.monotonic(); code = main(sys.argv[1:]); "
             "print(code, round(time.monotonic() - t, 2), sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code, "--root", str(ws), *command], capture_output=True, text=True, cwd=REPO,
