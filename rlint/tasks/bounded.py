@@ -32,6 +32,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import sympy
 
@@ -152,8 +153,10 @@ class BoundedVerifier:
 
     def _start(self) -> bool:
         self._buffer = b""
+        package_root = str(Path(__file__).resolve().parents[2])  # the worker imports this very rlint, however it was found
+        path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
         self._proc = subprocess.Popen([sys.executable, "-m", "rlint.tasks.bounded"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                      stderr=subprocess.DEVNULL, env={**os.environ, "OMP_NUM_THREADS": "1"})
+                                      stderr=subprocess.DEVNULL, env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path})
         if self._readline(time.monotonic() + STARTUP_TIMEOUT_S) != b"ready":
             log.warning("the bounded verifier worker did not start: costly answers score None")
             self.close()
