@@ -162,10 +162,8 @@ def check_round(command: str, round_id: int | None, params) -> None:
 
 def refuse(command: str, err: Exception) -> int:
     """The one exit path for bad input: one line on stderr, exit code 2 (flows/rounds.py does not retry it)."""
-    from rlint.params_file import VALUE_CHARS
-
     message = " ".join(str(err).split()) or type(err).__name__
-    limit = 8 * VALUE_CHARS
+    limit = 460  # with the "rlint <command>: error: " prefix, under 500 characters
     print(f"rlint {command}: error: {message if len(message) <= limit else message[: limit - 1] + '…'}", file=sys.stderr)
     return 2
 
