@@ -52,3 +52,18 @@ def test_params_missing_tracked_keys_are_refused_by_both(workspace):
     assert dvc.returncode != 0 and "sampling.max_new_tokens" in dvc.stdout + dvc.stderr
     assert rlint.returncode == 2 and "sampling.max_new_tokens: missing, but dvc.yaml stage 'bootstrap' tracks it" in rlint.stderr, rlint.stderr
     assert _files(workspace) == before and not (workspace / "dvc.lock").exists() and not (workspace / "checkpoints").exists()
+
+
+def test_the_rounds_flow_refuses_bad_params_before_starting(workspace):
+    """flows.rounds checks params.yaml before Prefect starts: one line, exit code 2, no stage run."""
+    from tests.conftest import REPO
+
+    (workspace / "params.yaml").write_text((workspace / "params.yaml").read_text() + "seed: 3\n")
+    before = _files(workspace)
+    env = {"PATH": f"{BIN}:/usr/bin:/bin", "HOME": str(workspace.parent), "PYTHONPATH": str(REPO), "PREFECT_HOME": str(workspace.parent / "prefect"),
+           "PYTHONDONTWRITEBYTECODE": "1"}
+    done = subprocess.run([sys.executable, "-m", "flows.rounds", "--root", str(workspace)], cwd=workspace.parent, capture_output=True, text=True, env=env)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1, done.stderr[-2000:]
+    assert lines[0].startswith(f"flows.rounds: error: {workspace / 'params.yaml'}: line ") and "duplicate key 'seed' (first at line 1)" in lines[0]
+    assert _files(workspace) == before
