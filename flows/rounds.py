@@ -30,7 +30,7 @@ from prefect import flow, get_run_logger, task  # noqa: E402
 from prefect.artifacts import create_markdown_artifact  # noqa: E402
 
 from flows.lock import workspace_lock  # noqa: E402
-from rlint.config import load_params  # noqa: E402
+from rlint.config import ConfigError, load_params  # noqa: E402
 from rlint.report import format_table, markdown_table, round_table  # noqa: E402
 
 STAGES = ("rollout", "mine", "correct", "archive", "credit", "optimize", "evaluate")
@@ -118,6 +118,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", default=".", help="workspace holding params.yaml and dvc.yaml")
     parser.add_argument("--rounds", type=int, default=None, help="run only the first N rounds of params.yaml")
     args = parser.parse_args(argv)
+    try:  # bad parameters: one line and exit code 2 before any flow starts, as rlint's own commands do
+        load_params(Path(args.root) / "params.yaml")
+    except ConfigError as err:
+        print(f"flows.rounds: error: {err}", file=sys.stderr)
+        return 2
     run_rounds(root=str(Path(args.root).resolve()), rounds=args.rounds)
     return 0
 

@@ -20,7 +20,7 @@ TOOLS = {"audit": "rlint.audit_cli", "report": "rlint.report", "add-round": "rli
 
 def checkpoints_read(command: str, round_id: int | None, params, root: Path) -> list[Path]:
     """The model directories a stage loads (dvc.yaml's checkpoint dependencies)."""
-    from rlint.stages.common import checkpoint_path
+    from rlint.checkpoints import checkpoint_path
 
     if command == "bootstrap":
         return [Path(params.bootstrap.model_path)] if params.bootstrap.model_path else []
@@ -54,21 +54,36 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
 
-    from rlint.data import DataError
-
     root = Path(args.root)
     if args.command == "audit":  # before the stage imports below: the audit needs no torch
         run_audit = importlib.import_module(TOOLS["audit"]).run_audit
+        from rlint.data import DataError
+
         try:
             return run_audit(root, rev=args.rev, html=args.html, lineage_id=args.lineage, plots=args.plots, cache=not args.no_cache)
         except DataError as err:
-            print(f"rlint audit: error: {err}", file=sys.stderr)
-            return 2
+            return refuse("audit", err)
 
+    from rlint.checkpoints import CheckpointError
     from rlint.config import ConfigError, load_params
-    from rlint.engine import EngineError
-    from rlint.policy import CheckpointError
     from rlint.tasks.base import TaskInputError
+
+    params = None
+    if args.command not in ("report", "add-round"):
+        try:  # inputs first, before torch and transformers load: a refusal takes a second or two, not ten
+            params = load_params(root / args.params)  # an absolute --params replaces root
+            check_round(args.command, getattr(args, "round", None), params)
+        except ConfigError as err:
+            return refuse(args.command, err)
+    from rlint.data import DataError  # pyarrow: after the parameters
+
+    if params is not None:
+        try:
+            check_inputs_early(args.command, getattr(args, "round", None), params, root)
+        except (CheckpointError, TaskInputError, DataError) as err:
+            return refuse(args.command, err)
+
+    from rlint.engine import EngineError
 
     try:
         if args.command == "report":
@@ -77,9 +92,6 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "add-round":
             print(f"added round {importlib.import_module(TOOLS['add-round']).add_round(root / args.params)}")
             return 0
-        params = load_params(root / args.params)  # an absolute --params replaces root
-        if args.command != "bootstrap" and args.round < (0 if args.command == "archive" else 1):
-            raise ConfigError(f"--round {args.round}: rounds start at 1 (round 0 is bootstrap)")
         # models and data come from local paths only: never reach a hub at run time
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -90,16 +102,70 @@ def main(argv: list[str] | None = None) -> int:
 
         for model_dir in checkpoints_read(args.command, getattr(args, "round", None), params, root):
             if model_dir.exists():  # a missing one is reported by the stage, after its other inputs
-                verify_checkpoint(model_dir)  # before any work: a bad model directory is bad input, not a crash
+                verify_checkpoint(model_dir)  # before any work, the architecture too: a bad model directory is bad input, not a crash
         module = importlib.import_module(f"rlint.stages.{args.command}")
         if args.command == "bootstrap":
             module.run(params, root)
         else:
             module.run(params, args.round, root)
     except (ConfigError, DataError, CheckpointError, EngineError, TaskInputError) as err:
-        print(f"rlint {args.command}: error: {err}", file=sys.stderr)
-        return 2
+        return refuse(args.command, err)
     return 0
+
+
+TASK_STAGES = ("bootstrap", "rollout", "credit", "evaluate")  # stages that always load the task
+
+
+# the round's stage outputs each stage reads (dvc.yaml's data deps; tests/test_hostile.py checks they agree)
+STAGE_INPUTS = {"mine": ("rollouts",), "correct": ("rollouts", "failures", "continuations"), "credit": ("rollouts", "failures", "branches"),
+                "archive": ("rollouts", "failures", "corrections"), "optimize": ("train_set",)}
+
+
+def check_inputs_early(command: str, round_id: int | None, params, root: Path) -> None:
+    """What can be checked without torch: a dataset task's file, the model directories' files (not their
+    architecture) and the upstream Parquet files that exist (a missing one is reported by the stage)."""
+    from rlint.checkpoints import check_dataset_context, verify_checkpoint, vocab_size
+
+    task = None
+    if params.task.name == "dataset" and command in TASK_STAGES:
+        from rlint.tasks import load_task
+
+        task = load_task(params.task, params.limits)  # the stage loads it again (reference checks are cached)
+    sizes = []
+    for model_dir in checkpoints_read(command, round_id, params, root):
+        if model_dir.exists():
+            verify_checkpoint(model_dir, architecture=False)
+            sizes.append(vocab_size(model_dir))
+            if task is not None and command in ("rollout", "evaluate"):  # every problem of the split must fit the context
+                check_dataset_context(task, "train" if command == "rollout" else "heldout", params, model_dir)
+    from rlint import data
+
+    data.VOCAB_SIZE = min((n for n in sizes if n), default=None)  # upstream token ids beyond it would index past the embedding
+    for name in STAGE_INPUTS.get(command, ()):
+        if data.dataset_path(root, name, round_id).exists():
+            data.read_table(root, name, round_id)
+
+
+def check_round(command: str, round_id: int | None, params) -> None:
+    """A stage's ``--round`` must be a round of ``params.rounds`` (archive also takes 0, the empty base archive)."""
+    from rlint.config import ConfigError
+
+    if command == "bootstrap":
+        return
+    if round_id < (0 if command == "archive" else 1):
+        raise ConfigError(f"--round {round_id}: rounds start at 1 (round 0 is bootstrap)")
+    ids = sorted(item["id"] for item in params.rounds.values())
+    if round_id > 0 and round_id not in ids:
+        listed = f"1..{ids[-1]}" if ids else "none"
+        raise ConfigError(f"--round {round_id}: not a round of params.rounds (listed: {listed}); `rlint add-round` appends the next one")
+
+
+def refuse(command: str, err: Exception) -> int:
+    """The one exit path for bad input: one line on stderr, exit code 2 (flows/rounds.py does not retry it)."""
+    message = " ".join(str(err).split()) or type(err).__name__
+    limit = 460  # with the "rlint <command>: error: " prefix, under 500 characters
+    print(f"rlint {command}: error: {message if len(message) <= limit else message[: limit - 1] + '…'}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

@@ -14,9 +14,8 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from rlint.mining import SEARCHES
+from rlint.params_file import ParamsFileError, missing_tracked_keys, read_params_file, short
 
 MODES = ("outcome", "internalized", "oracle")
 ENGINES = ("auto", "vllm", "transformers")
@@ -24,10 +23,27 @@ VLLM_DTYPES = ("auto", "float32", "bfloat16", "float16")
 LR_SCHEDULES = ("constant", "linear", "cosine")
 MIXED_PRECISIONS = ("no", "bf16", "fp16")
 OLD_LOGPROBS = ("sampler", "recompute")
+# names rlint/losses.py registers (it refuses any other): listed here so that checking params imports no torch
+POLICY_LOSSES = ("clipped", "ratio")
+AGGREGATIONS = ("token_mean", "seq_mean")
 
 
 class ConfigError(ValueError):
     """params.yaml is unusable; the message names the file and the key."""
+
+
+def check_prompt_template(template: str, error=None) -> None:
+    """``template`` may only use ``{question}``, bare: no other field, index, conversion or format spec
+    (``{question:>1000000000}`` would build a gigabyte per prompt)."""
+    import string
+
+    error = error or ConfigError
+    try:
+        fields = [(name, spec, conversion) for _, name, spec, conversion in string.Formatter().parse(template) if name is not None]
+    except ValueError as err:
+        raise error(f"task.prompt_template={short(template)}: {err}") from None
+    if not fields or any(field != ("question", "", None) for field in fields):
+        raise error(f"task.prompt_template={short(template)}: use {{question}} (no other field, conversion or format spec)")
 
 
 @dataclass(frozen=True)
@@ -56,6 +72,7 @@ class TaskConfig:
             raise ConfigError("task.path: required when task.name is 'dataset'")
         if not self.step_delimiter:
             raise ConfigError("task.step_delimiter: must not be empty")
+        check_prompt_template(self.prompt_template)
 
 
 @dataclass(frozen=True)
@@ -234,8 +251,6 @@ class OptimizeConfig:
     old_logprobs: str = "sampler"  # the ratio's old policy: sampler (the sampling log-probs) | recompute (a trainer forward pass before the update)
 
     def __post_init__(self) -> None:
-        from rlint.losses import AGGREGATIONS, POLICY_LOSSES
-
         if self.loss not in POLICY_LOSSES:
             raise ConfigError(f"optimize.loss={self.loss!r}: use one of {', '.join(POLICY_LOSSES)}")
         if self.aggregation not in AGGREGATIONS:
@@ -267,6 +282,25 @@ class EvaluateConfig:
 
 
 @dataclass(frozen=True)
+class LimitsConfig:
+    """Sizes checked up front, before any work: a refusal names the limit to raise. DVC does not track
+    this section (a limit changes what is accepted, never what a stage writes)."""
+
+    max_rows_per_round: int = 100_000  # rollouts per round (rollout.prompts_per_round * rollout.samples_per_prompt) and evaluate.problems
+    max_file_bytes: int = 200_000_000  # dataset: size of task.path
+    max_question_chars: int = 20_000  # dataset: characters of one question
+    max_answer_chars: int = 200  # dataset: characters of one reference answer (a longer one cannot be scored)
+
+    def __post_init__(self) -> None:
+        for name in ("max_rows_per_round", "max_file_bytes", "max_question_chars", "max_answer_chars"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"limits.{name} must be >= 1")
+        if self.max_answer_chars > 200:
+            raise ConfigError(f"limits.max_answer_chars={self.max_answer_chars}: the verifier reads answers of at most 200 characters "
+                              "(rlint/tasks/math_answer.py MAX_ANSWER_CHARS), so a longer reference could never be scored")
+
+
+@dataclass(frozen=True)
 class Params:
     seed: int = 0  # seeds every stage (combined with the round number)
     mode: str = "internalized"  # "outcome" (GRPO), "internalized" (the method) or "oracle" (ground-truth first errors)
@@ -280,6 +314,7 @@ class Params:
     credit: CreditConfig = field(default_factory=CreditConfig)
     optimize: OptimizeConfig = field(default_factory=OptimizeConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
     rounds: dict = field(default_factory=dict)  # DVC foreach items: r<k>: {id: k, prev: k-1}
 
     def __post_init__(self) -> None:
@@ -296,6 +331,12 @@ class Params:
             raise ConfigError(f"credit.continuation_weight={self.credit.continuation_weight} trains mining continuations, sampled at "
                               f"mine.temperature={self.mine.temperature}, with a loss at sampling.temperature={self.sampling.temperature}: "
                               "make the two equal, or set credit.continuation_weight: 0")
+        rows = self.rollout.prompts_per_round * self.rollout.samples_per_prompt
+        if max(rows, self.evaluate.problems) > self.limits.max_rows_per_round:
+            what = (f"rollout.prompts_per_round * rollout.samples_per_prompt = {rows} rollouts" if rows > self.evaluate.problems
+                    else f"evaluate.problems = {self.evaluate.problems}")
+            raise ConfigError(f"{what} per round, more than limits.max_rows_per_round={self.limits.max_rows_per_round}: "
+                              "lower it, or raise limits.max_rows_per_round if the machine holds it")
         for key, item in self.rounds.items():
             if not isinstance(item, dict) or set(item) != {"id", "prev"}:
                 raise ConfigError(f"rounds.{key}: must be a mapping with exactly 'id' and 'prev'")
@@ -324,13 +365,13 @@ def _coerce(value, annotation, where: str):
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if hint is float and isinstance(value, float) and not math.isfinite(value):
-        raise ConfigError(f"{where}: expected a finite number, got {value!r}")
+        raise ConfigError(f"{where}: expected a finite number, got {short(value)}")
     if hint is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__}")
         return value
     if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
-        raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}")
+        raise ConfigError(f"{where}: expected {hint.__name__}, got {short(value)}")
     return value
 
 
@@ -339,7 +380,7 @@ def _build(cls, raw: dict, where: str):
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(raw) - known)
     if unknown:
-        raise ConfigError(f"{where + ': ' if where else ''}unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        raise ConfigError(f"{where + ': ' if where else ''}unknown key(s) {', '.join(k[:40] for k in unknown[:5])}; known: {', '.join(sorted(known))}")
     values = {k: _coerce(v, hints[k], f"{where}.{k}" if where else k) for k, v in raw.items()}
     try:
         return cls(**values)
@@ -347,21 +388,52 @@ def _build(cls, raw: dict, where: str):
         raise ConfigError(f"{where or 'params'}: {err}") from None
 
 
+MAX_MESSAGE_CHARS = 480  # a refusal is one line a person reads: values in it are cut (rlint/params_file.short)
+
+
 def load_params(path: str | Path = "params.yaml") -> Params:
-    """Read and validate ``params.yaml``; every error names the file and the key."""
+    """Read and validate ``params.yaml``; every error names the file and the key.
+
+    The file is read by :func:`rlint.params_file.read_params_file` (no duplicate keys, aliases,
+    empty file or non-mapping top level), and every key ``dvc.yaml`` beside it tracks must be
+    written out: DVC reads those from the file, not from rlint's defaults. Imports no torch.
+    """
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: file not found") from None
-    except (yaml.YAMLError, UnicodeDecodeError) as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}".splitlines()[0]) from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: top level must be a mapping")
-    try:
+        raw = read_params_file(path)
+        missing: dict[str, str] = {}  # key -> the first stage that tracks it
+        for stage, key in missing_tracked_keys(path, raw):
+            missing.setdefault(key, stage)
+        if missing:
+            (key, stage), others = next(iter(missing.items())), list(missing)[1:]
+            default = _default(key)
+            raise ConfigError(f"{key}: missing, but dvc.yaml stage {stage!r} tracks it (DVC reads it from this file, not from rlint's "
+                              f"defaults){'; its default: ' + key + ': ' + short(default) if default is not _NO_DEFAULT else ''}"
+                              f"{'; also missing: ' + ', '.join(others[:5]) + (', …' if len(others) > 5 else '') if others else ''}")
         return _build(Params, raw, "")
-    except ConfigError as err:
-        raise ConfigError(f"{path}: {err}") from None
+    except FileNotFoundError:
+        message = "file not found"
+    except IsADirectoryError:
+        message = "is a directory, not a parameters file"
+    except OSError as err:
+        message = f"cannot be read: {err.strerror or type(err).__name__}"
+    except (ParamsFileError, ConfigError) as err:
+        message = str(err)
+    message = " ".join(f"{path}: {message}".split())
+    raise ConfigError(message if len(message) <= MAX_MESSAGE_CHARS else message[: MAX_MESSAGE_CHARS - 1] + "…") from None
+
+
+_NO_DEFAULT = object()
+
+
+def _default(dotted: str):
+    """rlint's default for a dotted key (``sampling.max_new_tokens``), or _NO_DEFAULT."""
+    node = Params()
+    for part in dotted.split("."):
+        if not dataclasses.is_dataclass(node) or part not in {f.name for f in dataclasses.fields(node)}:
+            return _NO_DEFAULT
+        node = getattr(node, part)
+    return dataclasses.asdict(node) if dataclasses.is_dataclass(node) else node
 
 
 def round_seed(params: Params, round_id: int, stage: str) -> int:

@@ -228,12 +228,16 @@ def _first(mask) -> int | None:
     return None if index < 0 else index
 
 
+VOCAB_SIZE: int | None = None  # set by the CLI from the model a stage loads: token ids must stay below it
+
+
 def check_rows(table: pa.Table, dataset: str, round_id: int, path: Path | str) -> None:
     """Refuse rows that no stage writes: the error names the file, the 1-based row and the field.
 
     Ids present, non-empty and unique; ``round`` is the file's round; integers (counts, ids,
     offsets, token ids) non-negative; floats finite; rewards 0, 1 or null; per-token lists as
-    long as their tokens; step ends increasing and within the completion.
+    long as their tokens; step ends increasing and within the completion; token ids below
+    :data:`VOCAB_SIZE` when it is set.
     """
     def fail(row: int, field: str, what: str):
         raise DataError(f"{path}: row {row + 1}: field '{field}' {what}")
@@ -257,6 +261,9 @@ def check_rows(table: pa.Table, dataset: str, round_id: int, path: Path | str) -
         if pa.types.is_integer(values.type):
             bad = _first(pc.less(values, 0))
             what = "is negative"
+            if bad is None and VOCAB_SIZE is not None and field.name.endswith("token_ids"):
+                bad = _first(pc.greater_equal(values, VOCAB_SIZE))
+                what = f"has a token id beyond the model's vocabulary (config.json vocab_size={VOCAB_SIZE})"
         elif pa.types.is_floating(values.type):
             bad = _first(pc.invert(pc.is_finite(values)))
             what = "is not a finite number"

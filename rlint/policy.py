@@ -15,13 +15,10 @@ import torch
 from tokenizers import Tokenizer, decoders, models
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
+from rlint.checkpoints import CheckpointError, check_checkpoint  # noqa: F401 - re-exported (defined without torch)
 from rlint.tasks.arithmetic import ALPHABET
 
 SPECIAL_TOKENS = ["<pad>", "<bos>", "<eos>", "<unk>"]
-
-
-class CheckpointError(ValueError):
-    """A model directory is unusable; the message names the directory and what is missing."""
 
 
 def build_char_tokenizer(alphabet: str = ALPHABET) -> PreTrainedTokenizerFast:
@@ -55,20 +52,6 @@ def build_tiny_llama(vocab_size: int, tokenizer, hidden_size: int, intermediate_
     )
     torch.manual_seed(seed)
     return LlamaForCausalLM(config)
-
-
-def check_checkpoint(path: str | Path) -> Path:
-    """Refuse a model directory without config, safetensors weights or tokenizer."""
-    path = Path(path)
-    if not path.is_dir():
-        raise CheckpointError(f"{path}: model directory not found")
-    if not (path / "config.json").is_file():
-        raise CheckpointError(f"{path}: no config.json, not a Hugging Face model directory")
-    if not any(path.glob("*.safetensors")):
-        raise CheckpointError(f"{path}: no *.safetensors weights (pickled weights are not loaded)")
-    if not (path / "tokenizer.json").is_file() and not (path / "tokenizer_config.json").is_file():
-        raise CheckpointError(f"{path}: no tokenizer.json or tokenizer_config.json")
-    return path
 
 
 def load_policy(path: str | Path, dtype: torch.dtype = torch.float32):

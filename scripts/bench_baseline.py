@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 VARIANTS = {
     "base": [],
     "carry": ["optimize.carry_optimizer_state=true"],  # TRL keeps one AdamW for the whole run
-    "sample_std": ["credit.group_std=sample", "credit.epsilon=1e-4"],  # TRL: sample std + 1e-4
+    "sample_std": ["credit.group_std=sample", "credit.epsilon=1.0e-4"],  # TRL: sample std + 1e-4
     "same_minibatches": ["optimize.reshuffle_epochs=false"],  # TRL shuffles a generation batch once
     "recompute": ["optimize.old_logprobs=recompute"],  # TRL recomputes old log-probs with a forward pass
     "fresh_each_round": ["optimize.carry_optimizer_state=false"],  # the reverse of carry, for a base that carries

@@ -67,3 +67,28 @@ def test_trl_matching_options_are_checked(tmp_path, section, key, value):
     path.write_text(yaml.safe_dump({section: {key: value}}))
     with pytest.raises(ConfigError, match=f"{section}.{key}"):
         load_params(path)
+
+
+def test_loss_names_match_the_registry():
+    """config lists the loss names so that checking params imports no torch; losses.py registers exactly those."""
+    from rlint import config, losses
+
+    assert set(losses.POLICY_LOSSES) == set(config.POLICY_LOSSES) and losses.AGGREGATIONS == config.AGGREGATIONS
+    with pytest.raises(ValueError, match="already registered"):
+        losses.register_policy_loss("clipped")
+    with pytest.raises(ValueError, match="add it to rlint.config.POLICY_LOSSES"):
+        losses.register_policy_loss("unlisted")
+
+
+def test_refusing_params_imports_nothing_heavy(tmp_path):
+    """A bad params.yaml is refused before torch, transformers, pyarrow or polars load (a fraction of a second)."""
+    import subprocess
+    import sys
+
+    (tmp_path / "params.yaml").write_text("rollout:\n  prompts_per_round: -1\n")
+    code = ("import sys; from rlint.cli import main; assert main(['--root', sys.argv[1], 'rollout', '--round', '1']) == 2; "
+            "print(sorted(m for m in ('torch', 'transformers', 'pyarrow', 'polars', 'sympy', 'numpy') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() in ("[]", "['numpy']"), done.stdout  # numpy: the credit estimators' registry
+    assert "rollout.prompts_per_round must be >= 1" in done.stderr

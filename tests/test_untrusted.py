@@ -240,3 +240,23 @@ def test_verifiers_eval_only_numerals(monkeypatch):
         assert ArithmeticTask().reward(completion, "12") in (0.0, 1.0, None)
         assert math_answer_reward(completion, "12") in (0.0, 1.0, None)
     assert calls and all(_numeral(code) for code in calls), [c for c in calls if not _numeral(c)]
+
+
+YAML_PIECES = ["seed: 1\n", "seed: 2\n", "rollout:\n", "  prompts_per_round: 4\n", "  prompts_per_round: 5\n", "a: &x [1, 2]\n", "b: *x\n",
+               "<<: {seed: 3}\n", "? [k]\n: v\n", "1: 2\n", "task: !!python/name:os.system\n", "x: " + "[" * 40 + "]" * 40 + "\n",
+               "---\n", "mode: " + "m" * 2000 + "\n", "null\n", "- 1\n", "rounds:\n  r1: {id: 1, prev: 0}\n", "limits: {max_rows_per_round: 1}\n"]
+
+
+@FUZZ
+@given(pieces=st.lists(st.sampled_from(YAML_PIECES), max_size=8))
+def test_params_yaml_structure_fuzz(tmp_path, pieces):
+    """Duplicates, anchors, merge keys, complex and integer keys, tags, deep nesting, several documents, long values:
+    loaded, or refused with one ConfigError line under 500 characters naming the file, in well under a second."""
+    path = tmp_path / "params.yaml"
+    path.write_text("".join(pieces))
+    started = time.monotonic()
+    try:
+        load_params(path)
+    except ConfigError as err:
+        assert str(err).startswith(str(path)) and "\n" not in str(err) and len(str(err)) < 500, str(err)[:300]
+    assert time.monotonic() - started < 1

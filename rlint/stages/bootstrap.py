@@ -50,7 +50,7 @@ def embedded_policy(params: Params, task, seed: int):
 
 def run(params: Params, root: Path) -> dict:
     cfg = params.bootstrap
-    task = load_task(params.task)
+    task = load_task(params.task, params.limits)
     seed = round_seed(params, 0, "bootstrap")
     seed_everything(seed)
     target = checkpoint_path(root, 0)

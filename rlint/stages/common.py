@@ -9,11 +9,7 @@ import numpy as np
 import torch
 
 from rlint.atomic import atomic_directory, write_json_atomic  # noqa: F401 - re-exported for the stages
-
-
-def checkpoint_path(root: str | Path, round_id: int) -> Path:
-    """Policy after round ``round_id`` (round 0: the base policy from bootstrap)."""
-    return Path(root) / "checkpoints" / f"round={round_id}"
+from rlint.checkpoints import check_context, checkpoint_path  # noqa: F401 - re-exported for the stages
 
 
 def metrics_path(root: str | Path, stage: str, round_id: int) -> Path:
@@ -24,3 +20,4 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % (2**32))
     torch.manual_seed(seed)
+

@@ -93,7 +93,7 @@ def run(params: Params, round_id: int, root: Path) -> dict:
     spent_tokens = 0
     need = [f for f in located if not branches[f["failure_id"]]]
     if need and params.correct.max_samples > 0:
-        task = load_task(params.task)
+        task = load_task(params.task, params.limits)
         seed = round_seed(params, round_id, "correct")
         seed_everything(seed)
         engine = load_engine(str(checkpoint_path(root, round_id - 1)), params.sampling)

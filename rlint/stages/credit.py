@@ -88,7 +88,7 @@ def build_train_set(rollouts: list[dict], failures: list[dict], branches: list[d
     ``replay_prefixes``: rollout_id -> text of the archived prefix a replayed rollout continued
     (the format gate judges that prefix and the completion together, as the verifier did).
     """
-    task = task or load_task(params.task)
+    task = task or load_task(params.task, params.limits)
     replay_prefixes = replay_prefixes or {}
     extra = good_prefix_continuations(failures, continuations, branches) if params.credit.continuation_weight > 0 else []
     inputs = credit_inputs(rollouts, failures, branches, params.mode, answer_probs, extra)
@@ -170,7 +170,7 @@ def run(params: Params, round_id: int, root: Path) -> dict:
     failures = read_rows(root, "failures", round_id)
     branches = read_rows(root, "branches", round_id)
     continuations = read_rows(root, "continuations", round_id) if params.credit.continuation_weight > 0 else []
-    task = load_task(params.task)
+    task = load_task(params.task, params.limits)
     answer_probs = None
     if ESTIMATORS[cfg.estimator].needs_answer_probs:
         from rlint.policy import load_policy

@@ -93,7 +93,7 @@ def run(params: Params, round_id: int, root: Path) -> dict:
     levels = 0
     pools: dict[str, PrefixPool] = {}
     if searches:
-        task = load_task(params.task)
+        task = load_task(params.task, params.limits)
         seed = round_seed(params, round_id, "mine")
         seed_everything(seed)
         engine = load_engine(str(checkpoint_path(root, round_id - 1)), params.sampling)

@@ -15,7 +15,7 @@ from rlint.config import Params, round_seed
 from rlint.archive import select_replays
 from rlint.data import read_rows, write_rows
 from rlint.engine import SamplingRequest, load_engine
-from rlint.stages.common import checkpoint_path, metrics_path, seed_everything, write_json_atomic
+from rlint.stages.common import check_context, checkpoint_path, metrics_path, seed_everything, write_json_atomic
 from rlint.steps import step_ends, token_texts
 from rlint.tasks import load_task
 from rlint.tasks.base import Problem
@@ -69,7 +69,7 @@ def rollout_rows(engine, task, problems, samples, round_id: int, replays: list[d
 
 
 def run(params: Params, round_id: int, root: Path) -> dict:
-    task = load_task(params.task)
+    task = load_task(params.task, params.limits)
     seed = round_seed(params, round_id, "rollout")
     seed_everything(seed)
     engine = load_engine(str(checkpoint_path(root, round_id - 1)), params.sampling)
@@ -83,6 +83,8 @@ def run(params: Params, round_id: int, root: Path) -> dict:
     starts: list[dict | None] = [None] * len(fresh) + replays
     started = time.monotonic()
     contexts = rollout_contexts(engine, problems, starts)
+    check_context(task, fresh, contexts[:len(fresh)], params.sampling.max_new_tokens, checkpoint_path(root, round_id - 1),
+                  params.sampling.vllm.max_model_len)
     request = SamplingRequest(
         prompts=contexts,
         n=cfg.samples_per_prompt,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from rlint.tasks.base import Problem, Task, TaskInputError
 
 
-def load_task(task_config) -> Task:
-    """The task that ``params.yaml``'s ``task`` section describes."""
+def load_task(task_config, limits=None) -> Task:
+    """The task that ``params.yaml``'s ``task`` section describes; ``limits`` (``params.limits``) bounds a dataset's sizes."""
     if task_config.name == "arithmetic":
         from rlint.tasks.arithmetic import ArithmeticConfig, ArithmeticTask
 
@@ -36,6 +36,7 @@ def load_task(task_config) -> Task:
         heldout_share=task_config.heldout_share,
         seed=task_config.seed,
         heldout_path=task_config.heldout_path,
+        limits=limits,
     )
 
 

@@ -285,13 +285,18 @@ REWARD_CASES = [
     ("#### 1234", "It sold <<1000+234=1234>>1,234 pens.\n#### 1,234", 1.0),
     ("There are 1,000,000 meters.", "1000000", 1.0),
     ("#### 1,235", "#### 1,234", 0.0),
-    # costly answers are refused, not evaluated (they score as wrong)
-    ("\\boxed{9^{9^{9}}}", "42", 0.0),
-    ("#### 9**9**9", "42", 0.0),
-    ("\\boxed{(10^{1000})^{1000}}", "1", 0.0),
-    ("\\boxed{\\binom{100000000}{50000000}}", "1", 0.0),
-    ("\\boxed{100000000!}", "1", 0.0),
-    ("\\boxed{(x+y+z+1)^{30}}", "1", 0.0),  # simplify would expand it for seconds
+    # costly answers are refused, not evaluated: unscorable (rlint/tasks/bounded.py)
+    ("\\boxed{9^{9^{9}}}", "42", None),
+    ("#### 9**9**9", "42", 0.0),  # not LaTeX: read as the text "9**9**9", which is not 42
+    ("\\boxed{(10^{1000})^{1000}}", "1", None),
+    ("\\boxed{\\binom{100000000}{50000000}}", "1", None),
+    ("\\boxed{100000000!}", "1", None),
+    ("\\boxed{(x+y+z+1)^{30}}", "1", None),  # simplify would expand it for seconds
+    ("\\boxed{(a+b+c+d+e+f+g+h+1)^{10}(a+b+c+d+e+f+g+h+i+1)^{10}}", "1", None),  # each power alone passes; the product does not
+    ("\\boxed{(1000!)^{5}(999!)^{5}}", "1", None),
+    # above the cheap limits, below the hard ones: compared in the worker process
+    ("\\boxed{(x+y+1)^{10}}", "(1+x+y)^{10}", 1.0),
+    ("\\boxed{2^{3000}}", "2^{3000}+1", 0.0),
     # nothing to score
     ("", "12", None),
     ("I do not know.", "12", None),
