@@ -33,10 +33,29 @@ def checkpoints_read(command: str, round_id: int | None, params, root: Path) -> 
     return [checkpoint_path(root, round_id - 1)]
 
 
+QUIET_LOGGERS = ("vllm", "transformers", "accelerate", "torch", "math_verify", "latex2sympy2_extended", "filelock", "urllib3")
+
+
+def quiet_third_party() -> None:
+    """Known third-party noise off, before those libraries load: their Python warnings, their loggers
+    below ERROR, vLLM's own logging (``VLLM_LOGGING_LEVEL``) and torch's C++ warnings
+    (``TORCH_CPP_LOG_LEVEL``); a value already in the environment wins. ``rlint --verbose`` skips this."""
+    import warnings
+
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
+    os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    for category in (FutureWarning, DeprecationWarning, UserWarning):
+        warnings.filterwarnings("ignore", category=category, module=r"(?!rlint)")
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="rlint", description=__doc__.splitlines()[0])
     parser.add_argument("--params", default="params.yaml", help="parameters file (default: params.yaml)")
     parser.add_argument("--root", default=".", help="workspace root holding data/, checkpoints/, metrics/")
+    parser.add_argument("--verbose", action="store_true", help="show third-party warnings and logs (vLLM, torch, transformers), hidden by default")
     commands = parser.add_subparsers(dest="command", required=True)
     for stage in STAGES:
         sub = commands.add_parser(stage, help=f"run the {stage} stage")
@@ -53,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("add-round", help="append the next round to params.yaml (dvc.yaml picks it up)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    if not args.verbose:
+        quiet_third_party()
 
     root = Path(args.root)
     if args.command == "audit":  # before the stage imports below: the audit needs no torch

@@ -59,3 +59,22 @@ def test_report_prints_a_row_per_round(tmp_path, capsys):
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[1].split()[:3] == ["0", "0.250", "-"]
     assert lines[2].split()[:4] == ["1", "0.500", "0.400", "0.600"]
+
+
+def test_third_party_noise_is_quiet_unless_verbose():
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    probe = ("import logging, os, sys, warnings\n"
+             "from rlint.cli import quiet_third_party\n"
+             "if sys.argv[1] == 'quiet': quiet_third_party()\n"
+             "warnings.warn_explicit('third', FutureWarning, 'x.py', 1, module='vllm.utils')\n"
+             "warnings.warn_explicit('ours', FutureWarning, 'y.py', 1, module='rlint.steps')\n"
+             "print(logging.getLogger('vllm').getEffectiveLevel(), os.environ.get('VLLM_LOGGING_LEVEL'))\n")
+    env = {k: v for k, v in __import__("os").environ.items() if k not in ("VLLM_LOGGING_LEVEL", "PYTHONWARNINGS")}
+    quiet = subprocess.run([sys.executable, "-c", probe, "quiet"], capture_output=True, text=True, cwd=REPO, env=env)
+    loud = subprocess.run([sys.executable, "-c", probe, "verbose"], capture_output=True, text=True, cwd=REPO, env=env)
+    assert quiet.stdout.split() == ["40", "ERROR"] and "third" not in quiet.stderr and "ours" in quiet.stderr
+    assert "third" in loud.stderr and "ours" in loud.stderr and loud.stdout.split()[1] == "None"

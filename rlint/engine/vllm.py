@@ -88,6 +88,7 @@ class VLLMEngine:
             enforce_eager=settings.enforce_eager,
             logprobs_mode="processed_logprobs",
             seed=0,  # every request carries its own seed
+            use_tqdm_on_load=os.environ.get("VLLM_LOGGING_LEVEL", "INFO").upper() not in ("ERROR", "CRITICAL"),  # quiet with the rest of vLLM (rlint/cli.py)
             # a prompt split over steps discards a sample, which vLLM 0.32 on the CPU cannot do for
             # a seeded request ("CPU Generator does not use offset"): schedule whole prompts only
             enable_chunked_prefill=False,
