@@ -184,6 +184,8 @@ class CreditConfig:
     after_error_weight: float = 0.0  # internalized: weight of tokens after the first error (0 masks them)
     branch_weight: float = 1.0  # internalized: scale of corrected-branch advantages
     continuation_weight: float = 1.0  # internalized: scale of the advantages of mining continuations from good prefixes (0: not trained)
+    unchanged_weight: float = 0.0  # repair_diff: weight of a repaired failure's tokens the repair left unchanged (0: not penalised)
+    repair_unchanged_weight: float = 1.0  # repair_diff: weight of a repair's unchanged tokens (its changed ones have weight 1)
     epsilon: float = 1e-6  # added to the group std
     answer_text: str | None = None  # info_gain: how the reference answer is written after the steps ("{answer}" is replaced); None: the task's own
     score_batch_size: int = 64  # info_gain: sequences per teacher-forced scoring pass
@@ -195,8 +197,9 @@ class CreditConfig:
             raise ConfigError(f"credit.estimator={self.estimator!r}: use one of {', '.join(ESTIMATORS)}")
         if not 0.0 <= self.process_weight <= 1.0:
             raise ConfigError("credit.process_weight must be in [0, 1]")
-        if self.after_error_weight < 0 or self.branch_weight < 0 or self.continuation_weight < 0:
-            raise ConfigError("credit.after_error_weight, credit.branch_weight and credit.continuation_weight must be >= 0")
+        if min(self.after_error_weight, self.branch_weight, self.continuation_weight, self.unchanged_weight, self.repair_unchanged_weight) < 0:
+            raise ConfigError("credit.after_error_weight, credit.branch_weight, credit.continuation_weight, credit.unchanged_weight and "
+                              "credit.repair_unchanged_weight must be >= 0")
         if self.answer_text is not None and "{answer}" not in self.answer_text:
             raise ConfigError(f"credit.answer_text={self.answer_text!r}: must contain {{answer}}")
         if self.score_batch_size < 1:

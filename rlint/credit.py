@@ -18,6 +18,12 @@ Two layers, both pure functions over arrays:
                     gets ``branch_weight * (reward - V(branch point))`` on each of its tokens, and
                     every other mining continuation from a good prefix p gets
                     ``continuation_weight * (reward - V(p))`` (0: not trained);
+  ``repair_diff``   identify by repair (rlint/repair.py): a failure with a verified repair gets
+                    ``-lambda * (r_repair - r) + (1 - lambda) * a`` on the tokens the repair changed (those
+                    after the step of the first change with weight ``after_error_weight``) and ``(1 - lambda) * a``
+                    with weight ``unchanged_weight`` on the others; the repair, trained as a completion of
+                    the original prompt, gets ``branch_weight * (r_repair - r)`` on its changed tokens and the
+                    same with weight ``repair_unchanged_weight`` on the others; everything else as ``internalized``;
   ``info_gain``     step-wise marginal information gain (Wang et al. 2026, arXiv 2602.01034): the
                     outcome advantage on the whole completion plus ``lambda * g_j`` on the tokens of
                     reasoning step j, where ``g_j`` is the rise of the policy's probability of the
@@ -148,6 +154,7 @@ class LocatedFailure:
     first_error_step: int  # 1-based
     value_before: float
     value_after: float
+    changed: tuple[tuple[int, int], ...] | None = None  # repair: changed token spans of the failed completion
 
 
 @dataclass(frozen=True)
@@ -156,7 +163,8 @@ class BranchInput:
     n_tokens: int
     reward: float
     value_before: float  # estimated value of the prefix the sample continues
-    kind: str = "branch"  # "branch": a verified correction; "continuation": any mining sample from a good prefix
+    kind: str = "branch"  # "branch": a verified correction; "continuation": any mining sample from a good prefix; "repair": a verified repair
+    changed: tuple[tuple[int, int], ...] | None = None  # repair: changed token spans of the repair
 
 
 @dataclass(frozen=True)
@@ -220,7 +228,7 @@ def internalized(inputs: CreditInputs, cfg) -> tuple[list[TokenCredit], list[Tok
         else:
             rollouts.append(failure_token_advantages(n, inputs.step_ends[i], failure.first_error_step, failure.value_before,
                                                      failure.value_after, float(a), cfg.process_weight, cfg.after_error_weight))
-    weight = {"branch": cfg.branch_weight, "continuation": cfg.continuation_weight}
+    weight = {"branch": cfg.branch_weight, "continuation": cfg.continuation_weight, "repair": cfg.branch_weight}
     branches = [branch_token_advantages(b.n_tokens, b.reward, b.value_before, weight[b.kind]) for b in inputs.branches]
     return rollouts, branches
 
@@ -233,3 +241,73 @@ def info_gain(inputs: CreditInputs, cfg) -> tuple[list[TokenCredit], list[TokenC
     outcome = _outcome(inputs, cfg, scale_by_std=True)
     return [info_gain_token_advantages(n, ends, probs, float(a), cfg.process_weight)
             for n, ends, probs, a in zip(inputs.n_tokens, inputs.step_ends, inputs.answer_probs, outcome)], []
+
+
+def repair_failure_token_advantages(n_tokens: int, step_ends: list[int], changed: tuple[tuple[int, int], ...], reward: float, repair_reward: float,
+                                    outcome_advantage: float, process_weight: float, unchanged_weight: float,
+                                    after_error_weight: float) -> TokenCredit:
+    """A failed completion of T tokens against its verified repair: the difference is the process signal.
+
+    changed: the failed side's changed spans (half-open token ranges, rlint/repair.py). Changed
+    tokens: ``lambda * (reward - repair_reward) + (1 - lambda) * a`` (weight 1 in the step of the
+    first change, ``after_error_weight`` in later steps, whose changes mostly follow from it);
+    unchanged tokens: ``(1 - lambda) * a`` with weight ``unchanged_weight``. Returns (T,), (T,).
+
+    >>> adv, w = repair_failure_token_advantages(6, [3, 6], ((1, 2), (4, 5)), 0.0, 1.0, -0.5, 1.0, 0.0, 0.0)
+    >>> adv.tolist(), w.tolist()
+    ([0.0, -1.0, 0.0, 0.0, -1.0, 0.0], [0.0, 1.0, 0.0, 0.0, 0.0, 0.0])
+    """
+    from rlint.repair import span_mask, step_of
+
+    mask = np.array(span_mask(n_tokens, changed), dtype=bool)
+    lam = process_weight
+    advantages = np.full(n_tokens, (1.0 - lam) * outcome_advantage + 0.0, dtype=np.float32)
+    advantages[mask] = lam * (reward - repair_reward) + (1.0 - lam) * outcome_advantage
+    weights = np.full(n_tokens, unchanged_weight, dtype=np.float32)
+    weights[mask] = 1.0
+    if mask.any():
+        first_step = step_of(step_ends, int(np.argmax(mask)))
+        later = prefix_offset(step_ends, first_step) if first_step is not None else n_tokens
+        weights[later:][mask[later:]] = after_error_weight
+    return advantages, weights
+
+
+def repair_token_advantages(n_tokens: int, changed: tuple[tuple[int, int], ...], repair_reward: float, parent_reward: float, branch_weight: float,
+                            unchanged_weight: float) -> TokenCredit:
+    """A verified repair of R tokens as a completion of the original prompt.
+
+    Every token carries ``branch_weight * (repair_reward - parent_reward)``; changed tokens with
+    weight 1, unchanged ones with ``unchanged_weight``. Returns (R,), (R,).
+
+    >>> adv, w = repair_token_advantages(4, ((1, 3),), 1.0, 0.0, 1.0, 0.5)
+    >>> adv.tolist(), w.tolist()
+    ([1.0, 1.0, 1.0, 1.0], [0.5, 1.0, 1.0, 0.5])
+    """
+    from rlint.repair import span_mask
+
+    weights = np.where(np.array(span_mask(n_tokens, changed), dtype=bool), 1.0, unchanged_weight).astype(np.float32)
+    return np.full(n_tokens, branch_weight * (repair_reward - parent_reward), dtype=np.float32), weights
+
+
+@register_estimator("repair_diff", uses_mining=True)
+def repair_diff(inputs: CreditInputs, cfg) -> tuple[list[TokenCredit], list[TokenCredit]]:
+    """``internalized``, with repaired failures and their repairs credited by the token difference.
+
+    Rollouts: N = len(inputs.n_tokens); failures with ``changed`` spans use
+    :func:`repair_failure_token_advantages`, other located failures the value difference.
+    Branches of kind "repair" use :func:`repair_token_advantages`; the rest as ``internalized``.
+    """
+    rollouts, branches = internalized(inputs, cfg)
+    outcome = _outcome(inputs, cfg, scale_by_std=True)
+    rewards = np.nan_to_num(inputs.rewards, nan=0.0)
+    repaired = {b.parent: b for b in inputs.branches if b.kind == "repair"}
+    for i, failure in inputs.failures.items():
+        if failure.changed is not None and i in repaired:
+            rollouts[i] = repair_failure_token_advantages(inputs.n_tokens[i], inputs.step_ends[i], failure.changed, float(rewards[i]),
+                                                          repaired[i].reward, float(outcome[i]), cfg.process_weight, cfg.unchanged_weight,
+                                                          cfg.after_error_weight)
+    for k, branch in enumerate(inputs.branches):
+        if branch.kind == "repair":
+            branches[k] = repair_token_advantages(branch.n_tokens, branch.changed or (), branch.reward, float(rewards[branch.parent]),
+                                                  cfg.branch_weight, cfg.repair_unchanged_weight)
+    return rollouts, branches
