@@ -17,6 +17,9 @@ from pathlib import Path
 import yaml
 
 from rlint.mining import SEARCHES
+from rlint.tasks.base import DEFAULT_REPAIR_TEMPLATE, TaskInputError, check_repair_template
+
+STRATEGIES = ("search", "repair")
 
 MODES = ("outcome", "internalized", "oracle")
 ENGINES = ("auto", "vllm", "transformers")
@@ -45,6 +48,8 @@ class TaskConfig:
     id_field: str | None = None  # dataset: column of unique ids (default: row number)
     prompt_template: str = "{question}\n"  # dataset: how a question becomes a prompt
     step_delimiter: str = "\n"  # dataset: text that ends a step
+    repair_template: str = DEFAULT_REPAIR_TEMPLATE  # dataset, mine.strategy repair: the repair prompt, with {question} and {attempt}
+    repair_chat: bool = False  # dataset: wrap the repair prompt in the model's chat template (the tokenizer must have one)
 
     def __post_init__(self) -> None:
         if self.name not in ("arithmetic", "dataset"):
@@ -53,6 +58,12 @@ class TaskConfig:
             raise ConfigError("task.path: required when task.name is 'dataset'")
         if not self.step_delimiter:
             raise ConfigError("task.step_delimiter: must not be empty")
+        try:
+            check_repair_template(self.repair_template)
+        except TaskInputError as err:
+            raise ConfigError(str(err)) from None
+        if self.repair_chat and self.name != "dataset":
+            raise ConfigError("task.repair_chat: only for task.name 'dataset' (the embedded tokenizer has no chat template)")
 
 
 @dataclass(frozen=True)
@@ -138,9 +149,18 @@ class MineConfig:
     max_failures: int | None = None  # mine at most this many failures per round (None: all)
     failures_per_problem: int | None = 1  # mine at most this many failures of each problem, in rollout order (None: all)
     search: str = "binary"  # "binary" over steps; "linear" (scan to the first bad step) or "full" (every step), for comparison
-    temperature: float = 1.0  # sampling temperature of the value-probe continuations
+    temperature: float = 1.0  # sampling temperature of the value-probe continuations and of repair attempts
+    strategy: str = "search"  # identify strategy: "search" (mine.search over prefix values) or "repair" (the policy repairs its failures)
+    repair_samples: int = 4  # repair: attempts per failure; the verified one with the smallest edit is kept
+    repair_max_edit: float = 0.5  # repair: largest edit size (changed tokens / failed tokens) a repair may have; above it, a rewrite
 
     def __post_init__(self) -> None:
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(f"mine.strategy={self.strategy!r}: use one of {', '.join(STRATEGIES)}")
+        if self.repair_samples < 1:
+            raise ConfigError("mine.repair_samples must be >= 1")
+        if not 0.0 < self.repair_max_edit <= 1.0:
+            raise ConfigError(f"mine.repair_max_edit={self.repair_max_edit}: must be in (0, 1]")
         if self.continuations_per_probe < 1:
             raise ConfigError("mine.continuations_per_probe must be >= 1")
         if self.failures_per_problem is not None and self.failures_per_problem < 0:
@@ -282,6 +302,9 @@ class Params:
         if self.mode != "outcome" and not ESTIMATORS[self.credit.estimator].uses_mining:
             raise ConfigError(f"credit.estimator={self.credit.estimator!r} ignores mined failures and corrected branches, so mode={self.mode!r} "
                               "would mine for nothing: set mode: outcome, or credit.estimator: internalized")
+        if self.mode == "internalized" and (self.mine.strategy == "repair") != (self.credit.estimator == "repair_diff"):
+            raise ConfigError(f"mine.strategy={self.mine.strategy!r} with credit.estimator={self.credit.estimator!r}: "
+                              "mine.strategy repair goes with credit.estimator repair_diff, and repair_diff with mine.strategy repair")
         if self.credit.continuation_weight > 0 and self.mine.temperature != self.sampling.temperature:
             raise ConfigError(f"credit.continuation_weight={self.credit.continuation_weight} trains mining continuations, sampled at "
                               f"mine.temperature={self.mine.temperature}, with a loss at sampling.temperature={self.sampling.temperature}: "

@@ -37,7 +37,7 @@ no failures and no branches and so equals ``grpo``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -297,7 +297,8 @@ def repair_diff(inputs: CreditInputs, cfg) -> tuple[list[TokenCredit], list[Toke
     :func:`repair_failure_token_advantages`, other located failures the value difference.
     Branches of kind "repair" use :func:`repair_token_advantages`; the rest as ``internalized``.
     """
-    rollouts, branches = internalized(inputs, cfg)
+    searched = {i: f for i, f in inputs.failures.items() if f.changed is None}
+    rollouts, branches = internalized(replace(inputs, failures=searched), cfg)
     outcome = _outcome(inputs, cfg, scale_by_std=True)
     rewards = np.nan_to_num(inputs.rewards, nan=0.0)
     repaired = {b.parent: b for b in inputs.branches if b.kind == "repair"}

@@ -33,6 +33,8 @@ def load_task(task_config) -> Task:
         step_delimiter=task_config.step_delimiter,
         heldout_share=task_config.heldout_share,
         seed=task_config.seed,
+        repair_template=task_config.repair_template,
+        repair_chat=task_config.repair_chat,
     )
 
 

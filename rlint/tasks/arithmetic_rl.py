@@ -11,12 +11,26 @@ import re
 
 from rlint.tasks.arithmetic import ArithmeticTask
 
+# the line between the failed attempt and its repair: two characters of the task's own alphabet
+# (rlint/tasks/arithmetic.py), so the committed tokenizer and base checkpoint stay as they are
+REPAIR_MARKER = "::\n"
+
 # one or more "a<op>b=c" lines, then the answer line, then at most a final newline
 _WELL_FORMED = re.compile(r"(?:\d{1,12}[+\-*]\d{1,12}=-?\d{1,12}\n)+A:-?\d{1,12}\n?")
 
 
 class ArithmeticRLTask(ArithmeticTask):
-    """:class:`ArithmeticTask` with :meth:`answer_text` and :meth:`well_formed`."""
+    """:class:`ArithmeticTask` with :meth:`answer_text`, :meth:`well_formed` and :meth:`repair_prompt`."""
+
+    repair_chat = False  # the embedded tokenizer has no chat template
+
+    def repair_prompt(self, problem_id: str, prompt: str, attempt: str) -> str:
+        """The compact repair format: the problem, the failed attempt, the marker; the repair follows.
+
+        >>> ArithmeticRLTask().repair_prompt("p", "Q:3,+4\\n", "3+4=8\\nA:8\\n")
+        'Q:3,+4\\n3+4=8\\nA:8\\n::\\n'
+        """
+        return prompt + attempt + ("" if attempt.endswith("\n") or not attempt else "\n") + REPAIR_MARKER
 
     def answer_text(self, answer: str) -> str:
         """How the final answer is written after the steps (what ``info_gain`` scores).

@@ -28,7 +28,7 @@ from pathlib import Path
 import sympy
 from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
 
-from rlint.tasks.base import Problem, TaskInputError
+from rlint.tasks.base import DEFAULT_REPAIR_TEMPLATE, Problem, TaskInputError, check_repair_template
 
 # -- answer extraction -----------------------------------------------------------------------
 MAX_COMPLETION_CHARS = 2_000  # only the tail of a completion is read: the answer is at the end
@@ -320,7 +320,10 @@ class DatasetTask:
         step_delimiter: str = "\n",
         heldout_share: float = 0.2,
         seed: int = 0,
+        repair_template: str = DEFAULT_REPAIR_TEMPLATE,
+        repair_chat: bool = False,
     ) -> None:
+        check_repair_template(repair_template)
         if not 0.0 <= heldout_share <= 1.0:
             raise TaskInputError(f"task.heldout_share={heldout_share}: must be in [0, 1]")
         try:
@@ -333,6 +336,8 @@ class DatasetTask:
         self.step_delimiter = step_delimiter
         self.heldout_share = heldout_share
         self.seed = seed
+        self.repair_template, self.repair_chat = repair_template, repair_chat
+        self._questions: dict[str, str] = {}
         self._splits: dict[str, list[Problem]] = {"train": [], "heldout": []}
         for problem in self._load():
             self._splits[self.split_of(problem.problem_id)].append(problem)
@@ -364,8 +369,13 @@ class DatasetTask:
             if problem_id in first_seen:
                 raise TaskInputError(f"{path}: {where}: duplicate id {problem_id!r} (first at {first_seen[problem_id]})")
             first_seen[problem_id] = where
+            self._questions[problem_id] = question
             problems.append(Problem(problem_id, self.prompt_template.format(question=question), answer))
         return problems
+
+    def repair_prompt(self, problem_id: str, prompt: str, attempt: str) -> str:
+        """``task.repair_template`` with the problem's question and the failed attempt (the chat template is applied by the caller)."""
+        return self.repair_template.replace("{question}", self._questions.get(problem_id, prompt)).replace("{attempt}", attempt)
 
     def split_of(self, problem_id: str) -> str:
         """"heldout" or "train": a stable hash of ``(seed, id)`` against ``heldout_share``."""
