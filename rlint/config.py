@@ -302,9 +302,9 @@ class Params:
         if self.mode != "outcome" and not ESTIMATORS[self.credit.estimator].uses_mining:
             raise ConfigError(f"credit.estimator={self.credit.estimator!r} ignores mined failures and corrected branches, so mode={self.mode!r} "
                               "would mine for nothing: set mode: outcome, or credit.estimator: internalized")
-        if self.mode == "internalized" and (self.mine.strategy == "repair") != (self.credit.estimator == "repair_diff"):
-            raise ConfigError(f"mine.strategy={self.mine.strategy!r} with credit.estimator={self.credit.estimator!r}: "
-                              "mine.strategy repair goes with credit.estimator repair_diff, and repair_diff with mine.strategy repair")
+        if self.mode == "internalized" and self.mine.strategy == "repair" and self.credit.estimator != "repair_diff":
+            raise ConfigError(f"mine.strategy='repair' with credit.estimator={self.credit.estimator!r}: repairs are credited by their "
+                              "token difference, set credit.estimator: repair_diff")
         if self.credit.continuation_weight > 0 and self.mine.temperature != self.sampling.temperature:
             raise ConfigError(f"credit.continuation_weight={self.credit.continuation_weight} trains mining continuations, sampled at "
                               f"mine.temperature={self.mine.temperature}, with a loss at sampling.temperature={self.sampling.temperature}: "
