@@ -51,7 +51,8 @@ def rollout_row(engine, completion: str, finish_reason: str = "stop", rollout_id
 
 
 def params(**mine) -> Params:
-    return dataclasses.replace(Params(), mine=MineConfig(**{"repair_samples": 3, **mine}), sampling=SamplingConfig(engine="transformers"))
+    base = Params(credit=dataclasses.replace(Params().credit, estimator="repair_diff"))
+    return dataclasses.replace(base, mine=MineConfig(**{"repair_samples": 3, **mine}), sampling=SamplingConfig(engine="transformers"))
 
 
 def test_a_verified_small_repair_locates_the_first_error():
@@ -162,7 +163,7 @@ def test_a_repair_is_trained_under_the_original_prompt_with_old_logprobs_recompu
     under_repair_prompt = target_token_logprobs(model, [engine.encode(PROBLEM.prompt + WRONG + REPAIR_MARKER)], [branch["token_ids"]],
                                                 tokenizer.pad_token_id, 1, 1.0)[0]
     assert not np.allclose(old, under_repair_prompt, atol=1e-3)  # the context matters: the choice is not a no-op
-    p = dataclasses.replace(params(), credit=dataclasses.replace(Params().credit, estimator="repair_diff"))
+    p = params()
     rows = build_train_set([right, wrong], [failure], [branch], p, task=TASK, repair_logprobs={branch["branch_id"]: old})
     by_kind = {r["example_id"]: r for r in rows}
     repair = by_kind["r1-p-s1-repair"]
@@ -172,3 +173,43 @@ def test_a_repair_is_trained_under_the_original_prompt_with_old_logprobs_recompu
     marked = [i for i, w in enumerate(failed["loss_weights"]) if w > 0]
     assert [WRONG[i] for i in marked] == ["6"] and failed["advantages"][marked[0]] == -1.0  # only the wrong digit of step 2
     assert by_kind["r1-p-s0"]["advantages"][0] == pytest.approx(1.0, abs=1e-4)  # the success keeps GRPO
+
+
+# -- one round through the stages, in process: mine (scripted repairer) -> correct -> credit -> optimize ---------------
+import shutil  # noqa: E402
+
+from rlint.data import read_rows, write_rows  # noqa: E402
+from rlint.stages import correct, credit, mine, optimize  # noqa: E402
+
+
+def test_one_round_with_the_repair_strategy_runs_through_the_stages(tiny_checkpoint, tmp_path, monkeypatch):
+    root = tmp_path / "ws"
+    shutil.copytree(tiny_checkpoint, root / "checkpoints" / "round=0")
+    engine = ScriptedEngine([WRONG, RIGHT])  # per failure: one unverified attempt, one minimal repair
+    rows = []
+    for i, completion in enumerate([RIGHT, WRONG, WRONG.replace("51", "50")]):
+        row = rollout_row(engine, completion, rollout_id=f"r1-p-s{i}")
+        row.update(round=1, policy_version=0, sample_index=i, logprobs=[-1.0] * len(row["token_ids"]), completion=completion,
+                   reward=TASK.reward(completion, PROBLEM.answer), archive_id=None)
+        rows.append(row)
+    write_rows(root, "rollouts", 1, rows)
+    monkeypatch.setattr(mine, "load_engine", lambda checkpoint, sampling: engine)
+    p = dataclasses.replace(params(strategy="repair", repair_samples=2, failures_per_problem=None),
+                            optimize=dataclasses.replace(Params().optimize, epochs=1, minibatch_size=8))
+    metrics = mine.run(p, 1, root)
+    assert metrics["failures"] == 2 and metrics["failures_located"] == 2 and metrics["localization_accuracy"] == 1.0
+    assert metrics["repair_success"] == 1.0 and metrics["repair_tokens"] == metrics["mining_tokens"] == 2 * 2 * (len(WRONG) + 1)
+    assert read_rows(root, "continuations", 1) == []
+    correct_metrics = correct.run(p, 1, root)
+    assert correct_metrics["failures_corrected"] == 2 and correct_metrics["correction_samples"] == 0
+    branches = read_rows(root, "branches", 1)
+    assert {b["branch_id"] for b in branches} == {"r1-p-s1-repair", "r1-p-s2-repair"} and {b["kind"] for b in branches} == {"repair"}
+    credit_metrics = credit.run(p, 1, root)
+    assert credit_metrics["repair_examples"] == 2
+    examples = {e["example_id"]: e for e in read_rows(root, "train_set", 1)}
+    repair = examples["r1-p-s1-repair"]
+    assert repair["context_token_ids"] == rows[1]["prompt_token_ids"] and repair["rollout_id"] == "r1-p-s1"
+    assert all(lp < 0 for lp in repair["logprobs"]) and repair["logprobs"] != pytest.approx([-0.5] * len(repair["logprobs"]))
+    assert examples["r1-p-s2"]["negative_tokens"] >= 1  # "50" vs "52": only the changed tokens are penalised
+    optimize.run(p, 1, root)
+    assert (root / "checkpoints" / "round=1" / "model.safetensors").is_file()
