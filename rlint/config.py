@@ -77,6 +77,7 @@ class BootstrapConfig:
     steps: int = 500  # supervised steps on worked solutions
     train_problems: int = 20000  # worked solutions drawn from the train split
     faithful_share: float = 0.0  # share of the train problems that also give a solution going on faithfully from one injected wrong line
+    repair_share: float = 0.0  # share of the train problems that also give a repair lesson (a wrong attempt, the marker, the minimally edited solution)
     batch_size: int = 64  # sequences per supervised step
     lr: float = 3e-3  # learning rate (50 warm-up steps, then constant)
     eval_problems: int = 200  # held-out problems scored after training
@@ -91,6 +92,8 @@ class BootstrapConfig:
             raise ConfigError("bootstrap.lr must be > 0")
         if not 0.0 <= self.faithful_share <= 1.0:
             raise ConfigError(f"bootstrap.faithful_share={self.faithful_share}: must be in [0, 1]")
+        if not 0.0 <= self.repair_share <= 1.0:
+            raise ConfigError(f"bootstrap.repair_share={self.repair_share}: must be in [0, 1]")
 
 
 @dataclass(frozen=True)
