@@ -243,52 +243,6 @@ def info_gain(inputs: CreditInputs, cfg) -> tuple[list[TokenCredit], list[TokenC
             for n, ends, probs, a in zip(inputs.n_tokens, inputs.step_ends, inputs.answer_probs, outcome)], []
 
 
-def repair_failure_token_advantages(n_tokens: int, step_ends: list[int], changed: tuple[tuple[int, int], ...], reward: float, repair_reward: float,
-                                    outcome_advantage: float, process_weight: float, unchanged_weight: float,
-                                    after_error_weight: float) -> TokenCredit:
-    """A failed completion of T tokens against its verified repair: the difference is the process signal.
-
-    changed: the failed side's changed spans (half-open token ranges, rlint/repair.py). Changed
-    tokens: ``lambda * (reward - repair_reward) + (1 - lambda) * a`` (weight 1 in the step of the
-    first change, ``after_error_weight`` in later steps, whose changes mostly follow from it);
-    unchanged tokens: ``(1 - lambda) * a`` with weight ``unchanged_weight``. Returns (T,), (T,).
-
-    >>> adv, w = repair_failure_token_advantages(6, [3, 6], ((1, 2), (4, 5)), 0.0, 1.0, -0.5, 1.0, 0.0, 0.0)
-    >>> adv.tolist(), w.tolist()
-    ([0.0, -1.0, 0.0, 0.0, -1.0, 0.0], [0.0, 1.0, 0.0, 0.0, 0.0, 0.0])
-    """
-    from rlint.repair import span_mask, step_of
-
-    mask = np.array(span_mask(n_tokens, changed), dtype=bool)
-    lam = process_weight
-    advantages = np.full(n_tokens, (1.0 - lam) * outcome_advantage + 0.0, dtype=np.float32)
-    advantages[mask] = lam * (reward - repair_reward) + (1.0 - lam) * outcome_advantage
-    weights = np.full(n_tokens, unchanged_weight, dtype=np.float32)
-    weights[mask] = 1.0
-    if mask.any():
-        first_step = step_of(step_ends, int(np.argmax(mask)))
-        later = prefix_offset(step_ends, first_step) if first_step is not None else n_tokens
-        weights[later:][mask[later:]] = after_error_weight
-    return advantages, weights
-
-
-def repair_token_advantages(n_tokens: int, changed: tuple[tuple[int, int], ...], repair_reward: float, parent_reward: float, branch_weight: float,
-                            unchanged_weight: float) -> TokenCredit:
-    """A verified repair of R tokens as a completion of the original prompt.
-
-    Every token carries ``branch_weight * (repair_reward - parent_reward)``; changed tokens with
-    weight 1, unchanged ones with ``unchanged_weight``. Returns (R,), (R,).
-
-    >>> adv, w = repair_token_advantages(4, ((1, 3),), 1.0, 0.0, 1.0, 0.5)
-    >>> adv.tolist(), w.tolist()
-    ([1.0, 1.0, 1.0, 1.0], [0.5, 1.0, 1.0, 0.5])
-    """
-    from rlint.repair import span_mask
-
-    weights = np.where(np.array(span_mask(n_tokens, changed), dtype=bool), 1.0, unchanged_weight).astype(np.float32)
-    return np.full(n_tokens, branch_weight * (repair_reward - parent_reward), dtype=np.float32), weights
-
-
 @register_estimator("repair_diff", uses_mining=True)
 def repair_diff(inputs: CreditInputs, cfg) -> tuple[list[TokenCredit], list[TokenCredit]]:
     """``internalized``, with repaired failures and their repairs credited by the token difference.
@@ -297,6 +251,8 @@ def repair_diff(inputs: CreditInputs, cfg) -> tuple[list[TokenCredit], list[Toke
     :func:`repair_failure_token_advantages`, other located failures the value difference.
     Branches of kind "repair" use :func:`repair_token_advantages`; the rest as ``internalized``.
     """
+    from rlint.repair import repair_failure_token_advantages, repair_token_advantages
+
     searched = {i: f for i, f in inputs.failures.items() if f.changed is None}
     rollouts, branches = internalized(replace(inputs, failures=searched), cfg)
     outcome = _outcome(inputs, cfg, scale_by_std=True)

@@ -9,6 +9,8 @@ sequences: the changed spans are where the failure went wrong. This module is th
   over failed tokens) and the failed token where the first change starts;
 - :func:`step_of`: the step (1-based, from the failed rollout's step ends) holding a token, so
   the first change gives a located first error comparable with search's;
+- :func:`repair_failure_token_advantages`, :func:`repair_token_advantages`: the per-token
+  credit schemes of the ``repair_diff`` estimator (rlint/credit.py);
 - :func:`gate` and :func:`choose_repair`: which attempts count (verified, a small edit, a failed
   trajectory not cut by the length limit) and which one of a failure's attempts is kept (the
   verified one with the smallest edit; the earliest on a tie).
@@ -23,6 +25,10 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
+
+import numpy as np
+
+from rlint.steps import prefix_offset
 
 Spans = tuple[tuple[int, int], ...]  # half-open token ranges [start, end)
 
@@ -157,3 +163,46 @@ def choose_repair(rewards: list[float | None], alignments: list[Alignment], max_
     if passed:
         return min(passed, key=lambda i: (alignments[i].edit_size, i)), "repair"
     return None, "rewrite" if "rewrite" in verdicts else "unverified"
+
+
+# -- credit schemes of the repair_diff estimator (rlint/credit.py) ----------------------------------
+def repair_failure_token_advantages(n_tokens: int, step_ends: list[int], changed: tuple[tuple[int, int], ...], reward: float, repair_reward: float,
+                                    outcome_advantage: float, process_weight: float, unchanged_weight: float,
+                                    after_error_weight: float) -> tuple[np.ndarray, np.ndarray]:
+    """A failed completion of T tokens against its verified repair: the difference is the process signal.
+
+    changed: the failed side's changed spans (half-open token ranges, rlint/repair.py). Changed
+    tokens: ``lambda * (reward - repair_reward) + (1 - lambda) * a`` (weight 1 in the step of the
+    first change, ``after_error_weight`` in later steps, whose changes mostly follow from it);
+    unchanged tokens: ``(1 - lambda) * a`` with weight ``unchanged_weight``. Returns (T,), (T,).
+
+    >>> adv, w = repair_failure_token_advantages(6, [3, 6], ((1, 2), (4, 5)), 0.0, 1.0, -0.5, 1.0, 0.0, 0.0)
+    >>> adv.tolist(), w.tolist()
+    ([0.0, -1.0, 0.0, 0.0, -1.0, 0.0], [0.0, 1.0, 0.0, 0.0, 0.0, 0.0])
+    """
+    mask = np.array(span_mask(n_tokens, changed), dtype=bool)
+    lam = process_weight
+    advantages = np.full(n_tokens, (1.0 - lam) * outcome_advantage + 0.0, dtype=np.float32)
+    advantages[mask] = lam * (reward - repair_reward) + (1.0 - lam) * outcome_advantage
+    weights = np.full(n_tokens, unchanged_weight, dtype=np.float32)
+    weights[mask] = 1.0
+    if mask.any():
+        first_step = step_of(step_ends, int(np.argmax(mask)))
+        later = prefix_offset(step_ends, first_step) if first_step is not None else n_tokens
+        weights[later:][mask[later:]] = after_error_weight
+    return advantages, weights
+
+
+def repair_token_advantages(n_tokens: int, changed: tuple[tuple[int, int], ...], repair_reward: float, parent_reward: float, branch_weight: float,
+                            unchanged_weight: float) -> tuple[np.ndarray, np.ndarray]:
+    """A verified repair of R tokens as a completion of the original prompt.
+
+    Every token carries ``branch_weight * (repair_reward - parent_reward)``; changed tokens with
+    weight 1, unchanged ones with ``unchanged_weight``. Returns (R,), (R,).
+
+    >>> adv, w = repair_token_advantages(4, ((1, 3),), 1.0, 0.0, 1.0, 0.5)
+    >>> adv.tolist(), w.tolist()
+    ([1.0, 1.0, 1.0, 1.0], [0.5, 1.0, 1.0, 0.5])
+    """
+    weights = np.where(np.array(span_mask(n_tokens, changed), dtype=bool), 1.0, unchanged_weight).astype(np.float32)
+    return np.full(n_tokens, branch_weight * (repair_reward - parent_reward), dtype=np.float32), weights
