@@ -4,7 +4,8 @@ The seed paper (arXiv 2605.05226 v2, "IOP") asks the policy for a minimally edit
 failed attempt, verifies the repair with the outcome verifier, and aligns the two token
 sequences: the changed spans are where the failure went wrong. This module is the pure part:
 
-- :func:`align`: a token-level diff (``difflib.SequenceMatcher``, ``autojunk=False``) of the
+- :func:`align`: a token-level diff (common prefix and suffix, then ``difflib.SequenceMatcher``
+  with ``autojunk=False`` on the rest) of the
   failed and the repaired completion: changed spans on both sides, the edit size (changed tokens
   over failed tokens) and the failed token where the first change starts;
 - :func:`step_of`: the step (1-based, from the failed rollout's step ends) holding a token, so
@@ -47,6 +48,9 @@ class Alignment:
 def align(failed: list[int] | tuple[int, ...], repaired: list[int] | tuple[int, ...]) -> Alignment:
     """Token-level diff of ``failed`` (F,) and ``repaired`` (R,) completion ids.
 
+    The first change is always the first token where the two differ (the common prefix and suffix
+    are taken out before ``difflib.SequenceMatcher`` aligns the rest).
+
     A replaced or deleted range is a changed span on the failed side; a replaced or inserted
     range is one on the repaired side. A pure insertion at failed offset ``i`` marks failed token
     ``[i, i + 1)`` (clipped to F). Spans on one side never overlap and are in order.
@@ -58,13 +62,23 @@ def align(failed: list[int] | tuple[int, ...], repaired: list[int] | tuple[int, 
     True
     """
     failed, repaired = list(failed), list(repaired)
-    matcher = difflib.SequenceMatcher(None, failed, repaired, autojunk=False)
+    # the common prefix and suffix are matched first, as diff tools do: the longest-block-first
+    # matcher could otherwise pair a later line of one side with an earlier line of the other
+    # (likely over a small vocabulary) and report a change inside the common prefix
+    head = 0
+    while head < min(len(failed), len(repaired)) and failed[head] == repaired[head]:
+        head += 1
+    tail = 0
+    while tail < min(len(failed), len(repaired)) - head and failed[-1 - tail] == repaired[-1 - tail]:
+        tail += 1
+    matcher = difflib.SequenceMatcher(None, failed[head:len(failed) - tail], repaired[head:len(repaired) - tail], autojunk=False)
     failed_spans: list[tuple[int, int]] = []
     repaired_spans: list[tuple[int, int]] = []
     changed, first = 0, None
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
         if tag == "equal":
             continue
+        i1, i2, j1, j2 = i1 + head, i2 + head, j1 + head, j2 + head
         first = i1 if first is None else first
         changed += max(i2 - i1, j2 - j1)
         if j2 > j1:
