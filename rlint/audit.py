@@ -104,8 +104,14 @@ def heldout_stats(evals: pl.LazyFrame) -> pl.LazyFrame:
 
 
 def failure_stats(failures: pl.LazyFrame) -> pl.LazyFrame:
-    """round, failures, failures_located, localization_accuracy/_checked, first-error position, mining cost."""
+    """round, failures, failures_located, localization_accuracy/_checked, first-error position, mining cost, repair success.
+
+    ``repair_success``: among failures given repair attempts (``mine.strategy: repair``), the share
+    whose repair passed every gate; null in rounds mined by search. Rising over rounds, it is the
+    internal supervision improving with the policy.
+    """
     located = pl.col("first_error_step").is_not_null()
+    attempted = pl.col("repair_attempts").fill_null(0) > 0
     checked = located & pl.col("true_first_error_step").is_not_null()
     return failures.group_by("round").agg(
         failures=pl.len(),
@@ -117,9 +123,12 @@ def failure_stats(failures: pl.LazyFrame) -> pl.LazyFrame:
         first_error_position_mean=(pl.col("first_error_step") / pl.col("n_steps")).mean(),
         continuations_per_failure=pl.col("continuations_spent").mean(),
         mining_tokens_per_failure=pl.col("tokens_spent").mean(),
+        repair_attempted=attempted.sum(),
+        repair_hits=(attempted & (pl.col("decided_by") == "repair")).sum(),
     ).with_columns(
         localization_accuracy=_ratio(pl.col("localization_hits"), pl.col("localization_checked")),
-    ).drop("localization_hits")
+        repair_success=_ratio(pl.col("repair_hits"), pl.col("repair_attempted")),
+    ).drop("localization_hits", "repair_hits", "repair_attempted")
 
 
 def correction_stats(corrections: pl.LazyFrame) -> pl.LazyFrame:
@@ -250,6 +259,7 @@ _QUERIES = {
         "failures": pl.UInt32, "failures_located": pl.UInt32, "localization_checked": pl.UInt32,
         "first_error_step_mean": pl.Float64, "first_error_position_mean": pl.Float64,
         "continuations_per_failure": pl.Float64, "mining_tokens_per_failure": pl.Float64, "localization_accuracy": pl.Float64,
+        "repair_success": pl.Float64,
     }),
     "corrections": (correction_stats, {"failures_corrected": pl.UInt32, "correction_yield": pl.Float64, "correction_samples_per_failure": pl.Float64}),
     "branches": (branch_stats, {"corrected_branches": pl.UInt32}),

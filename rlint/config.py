@@ -16,6 +16,9 @@ from pathlib import Path
 
 from rlint.mining import SEARCHES
 from rlint.params_file import ParamsFileError, missing_tracked_keys, read_params_file, short
+from rlint.tasks.base import DEFAULT_REPAIR_TEMPLATE, TaskInputError, check_repair_template
+
+STRATEGIES = ("search", "repair")
 
 MODES = ("outcome", "internalized", "oracle")
 ENGINES = ("auto", "vllm", "transformers")
@@ -64,6 +67,8 @@ class TaskConfig:
     step_delimiter: str = "\n"  # dataset: text that ends a step
     heldout_path: str | None = None  # dataset: a separate evaluation file in the same format (None: heldout_share of task.path)
     merge_empty_steps: bool | None = None  # a blank step (only whitespace before its delimiter) joins the step before it; None: on for datasets, off for arithmetic
+    repair_template: str = DEFAULT_REPAIR_TEMPLATE  # dataset, mine.strategy repair: the repair prompt, with {question} and {attempt}
+    repair_chat: bool = False  # dataset: wrap the repair prompt in the model's chat template (the tokenizer must have one)
 
     def __post_init__(self) -> None:
         if self.name not in ("arithmetic", "dataset"):
@@ -73,6 +78,12 @@ class TaskConfig:
         if not self.step_delimiter:
             raise ConfigError("task.step_delimiter: must not be empty")
         check_prompt_template(self.prompt_template)
+        try:
+            check_repair_template(self.repair_template)
+        except TaskInputError as err:
+            raise ConfigError(str(err)) from None
+        if self.repair_chat and self.name != "dataset":
+            raise ConfigError("task.repair_chat: only for task.name 'dataset' (the embedded tokenizer has no chat template)")
 
 
 @dataclass(frozen=True)
@@ -86,6 +97,7 @@ class BootstrapConfig:
     steps: int = 500  # supervised steps on worked solutions
     train_problems: int = 20000  # worked solutions drawn from the train split
     faithful_share: float = 0.0  # share of the train problems that also give a solution going on faithfully from one injected wrong line
+    repair_share: float = 0.0  # share of the train problems that also give a repair lesson (a wrong attempt, the marker, the minimally edited solution)
     batch_size: int = 64  # sequences per supervised step
     lr: float = 3e-3  # learning rate (50 warm-up steps, then constant)
     eval_problems: int = 200  # held-out problems scored after training
@@ -100,6 +112,8 @@ class BootstrapConfig:
             raise ConfigError("bootstrap.lr must be > 0")
         if not 0.0 <= self.faithful_share <= 1.0:
             raise ConfigError(f"bootstrap.faithful_share={self.faithful_share}: must be in [0, 1]")
+        if not 0.0 <= self.repair_share <= 1.0:
+            raise ConfigError(f"bootstrap.repair_share={self.repair_share}: must be in [0, 1]")
 
 
 @dataclass(frozen=True)
@@ -158,9 +172,18 @@ class MineConfig:
     max_failures: int | None = None  # mine at most this many failures per round (None: all)
     failures_per_problem: int | None = 1  # mine at most this many failures of each problem, in rollout order (None: all)
     search: str = "binary"  # "binary" over steps; "linear" (scan to the first bad step) or "full" (every step), for comparison
-    temperature: float = 1.0  # sampling temperature of the value-probe continuations
+    temperature: float = 1.0  # sampling temperature of the value-probe continuations and of repair attempts
+    strategy: str = "search"  # identify strategy: "search" (mine.search over prefix values) or "repair" (the policy repairs its failures)
+    repair_samples: int = 4  # repair: attempts per failure; the verified one with the smallest edit is kept
+    repair_max_edit: float = 0.5  # repair: largest edit size (changed tokens / failed tokens) a repair may have; above it, a rewrite
 
     def __post_init__(self) -> None:
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(f"mine.strategy={self.strategy!r}: use one of {', '.join(STRATEGIES)}")
+        if self.repair_samples < 1:
+            raise ConfigError("mine.repair_samples must be >= 1")
+        if not 0.0 < self.repair_max_edit <= 1.0:
+            raise ConfigError(f"mine.repair_max_edit={self.repair_max_edit}: must be in (0, 1]")
         if self.continuations_per_probe < 1:
             raise ConfigError("mine.continuations_per_probe must be >= 1")
         if self.failures_per_problem is not None and self.failures_per_problem < 0:
@@ -204,6 +227,8 @@ class CreditConfig:
     after_error_weight: float = 0.0  # internalized: weight of tokens after the first error (0 masks them)
     branch_weight: float = 1.0  # internalized: scale of corrected-branch advantages
     continuation_weight: float = 1.0  # internalized: scale of the advantages of mining continuations from good prefixes (0: not trained)
+    unchanged_weight: float = 0.0  # repair_diff: weight of a repaired failure's tokens the repair left unchanged (0: not penalised)
+    repair_unchanged_weight: float = 1.0  # repair_diff: weight of a repair's unchanged tokens (its changed ones have weight 1)
     epsilon: float = 1e-6  # added to the group std
     group_std: str = "population"  # population (divide by n) | sample (divide by n - 1, TRL's GRPOTrainer)
     answer_text: str | None = None  # info_gain: how the reference answer is written after the steps ("{answer}" is replaced); None: the task's own
@@ -216,8 +241,9 @@ class CreditConfig:
             raise ConfigError(f"credit.estimator={self.estimator!r}: use one of {', '.join(ESTIMATORS)}")
         if not 0.0 <= self.process_weight <= 1.0:
             raise ConfigError("credit.process_weight must be in [0, 1]")
-        if self.after_error_weight < 0 or self.branch_weight < 0 or self.continuation_weight < 0:
-            raise ConfigError("credit.after_error_weight, credit.branch_weight and credit.continuation_weight must be >= 0")
+        if min(self.after_error_weight, self.branch_weight, self.continuation_weight, self.unchanged_weight, self.repair_unchanged_weight) < 0:
+            raise ConfigError("credit.after_error_weight, credit.branch_weight, credit.continuation_weight, credit.unchanged_weight and "
+                              "credit.repair_unchanged_weight must be >= 0")
         if self.answer_text is not None and "{answer}" not in self.answer_text:
             raise ConfigError(f"credit.answer_text={self.answer_text!r}: must contain {{answer}}")
         if self.score_batch_size < 1:
@@ -327,6 +353,9 @@ class Params:
         if self.mode != "outcome" and not ESTIMATORS[self.credit.estimator].uses_mining:
             raise ConfigError(f"credit.estimator={self.credit.estimator!r} ignores mined failures and corrected branches, so mode={self.mode!r} "
                               "would mine for nothing: set mode: outcome, or credit.estimator: internalized")
+        if self.mode == "internalized" and self.mine.strategy == "repair" and self.credit.estimator != "repair_diff":
+            raise ConfigError(f"mine.strategy='repair' with credit.estimator={self.credit.estimator!r}: repairs are credited by their "
+                              "token difference, set credit.estimator: repair_diff")
         if self.credit.continuation_weight > 0 and self.mine.temperature != self.sampling.temperature:
             raise ConfigError(f"credit.continuation_weight={self.credit.continuation_weight} trains mining continuations, sampled at "
                               f"mine.temperature={self.mine.temperature}, with a loss at sampling.temperature={self.sampling.temperature}: "

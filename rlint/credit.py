@@ -18,6 +18,12 @@ Two layers, both pure functions over arrays:
                     gets ``branch_weight * (reward - V(branch point))`` on each of its tokens, and
                     every other mining continuation from a good prefix p gets
                     ``continuation_weight * (reward - V(p))`` (0: not trained);
+  ``repair_diff``   identify by repair (rlint/repair.py): a failure with a verified repair gets
+                    ``-lambda * (r_repair - r) + (1 - lambda) * a`` on the tokens the repair changed (those
+                    after the step of the first change with weight ``after_error_weight``) and ``(1 - lambda) * a``
+                    with weight ``unchanged_weight`` on the others; the repair, trained as a completion of
+                    the original prompt, gets ``branch_weight * (r_repair - r)`` on its changed tokens and the
+                    same with weight ``repair_unchanged_weight`` on the others; everything else as ``internalized``;
   ``info_gain``     step-wise marginal information gain (Wang et al. 2026, arXiv 2602.01034): the
                     outcome advantage on the whole completion plus ``lambda * g_j`` on the tokens of
                     reasoning step j, where ``g_j`` is the rise of the policy's probability of the
@@ -31,7 +37,7 @@ no failures and no branches and so equals ``grpo``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -52,7 +58,7 @@ def group_outcome_advantages(rewards: np.ndarray, group_ids: np.ndarray, epsilon
 
     >>> group_outcome_advantages(np.array([1.0, 0.0, 0.0, 1.0]), np.array([0, 0, 1, 1])).round(3).tolist()
     [1.0, -1.0, -1.0, 1.0]
-    >>> group_outcome_advantages(np.array([1.0, 0.0]), np.array([0, 0]), group_std="sample").round(3).tolist()
+    >>> group_outcome_advantages(np.array([1.0, 0.0]), np.array([0, 0]), group_std="sample").astype(float).round(3).tolist()
     [0.707, -0.707]
     """
     if group_std not in GROUP_STDS:
@@ -157,6 +163,7 @@ class LocatedFailure:
     first_error_step: int  # 1-based
     value_before: float
     value_after: float
+    changed: tuple[tuple[int, int], ...] | None = None  # repair: changed token spans of the failed completion
 
 
 @dataclass(frozen=True)
@@ -165,7 +172,8 @@ class BranchInput:
     n_tokens: int
     reward: float
     value_before: float  # estimated value of the prefix the sample continues
-    kind: str = "branch"  # "branch": a verified correction; "continuation": any mining sample from a good prefix
+    kind: str = "branch"  # "branch": a verified correction; "continuation": any mining sample from a good prefix; "repair": a verified repair
+    changed: tuple[tuple[int, int], ...] | None = None  # repair: changed token spans of the repair
 
 
 @dataclass(frozen=True)
@@ -229,7 +237,7 @@ def internalized(inputs: CreditInputs, cfg) -> tuple[list[TokenCredit], list[Tok
         else:
             rollouts.append(failure_token_advantages(n, inputs.step_ends[i], failure.first_error_step, failure.value_before,
                                                      failure.value_after, float(a), cfg.process_weight, cfg.after_error_weight))
-    weight = {"branch": cfg.branch_weight, "continuation": cfg.continuation_weight}
+    weight = {"branch": cfg.branch_weight, "continuation": cfg.continuation_weight, "repair": cfg.branch_weight}
     branches = [branch_token_advantages(b.n_tokens, b.reward, b.value_before, weight[b.kind]) for b in inputs.branches]
     return rollouts, branches
 
@@ -242,3 +250,30 @@ def info_gain(inputs: CreditInputs, cfg) -> tuple[list[TokenCredit], list[TokenC
     outcome = _outcome(inputs, cfg, scale_by_std=True)
     return [info_gain_token_advantages(n, ends, probs, float(a), cfg.process_weight)
             for n, ends, probs, a in zip(inputs.n_tokens, inputs.step_ends, inputs.answer_probs, outcome)], []
+
+
+@register_estimator("repair_diff", uses_mining=True)
+def repair_diff(inputs: CreditInputs, cfg) -> tuple[list[TokenCredit], list[TokenCredit]]:
+    """``internalized``, with repaired failures and their repairs credited by the token difference.
+
+    Rollouts: N = len(inputs.n_tokens); failures with ``changed`` spans use
+    :func:`repair_failure_token_advantages`, other located failures the value difference.
+    Branches of kind "repair" use :func:`repair_token_advantages`; the rest as ``internalized``.
+    """
+    from rlint.repair import repair_failure_token_advantages, repair_token_advantages
+
+    searched = {i: f for i, f in inputs.failures.items() if f.changed is None}
+    rollouts, branches = internalized(replace(inputs, failures=searched), cfg)
+    outcome = _outcome(inputs, cfg, scale_by_std=True)
+    rewards = np.nan_to_num(inputs.rewards, nan=0.0)
+    repaired = {b.parent: b for b in inputs.branches if b.kind == "repair"}
+    for i, failure in inputs.failures.items():
+        if failure.changed is not None and i in repaired:
+            rollouts[i] = repair_failure_token_advantages(inputs.n_tokens[i], inputs.step_ends[i], failure.changed, float(rewards[i]),
+                                                          repaired[i].reward, float(outcome[i]), cfg.process_weight, cfg.unchanged_weight,
+                                                          cfg.after_error_weight)
+    for k, branch in enumerate(inputs.branches):
+        if branch.kind == "repair":
+            branches[k] = repair_token_advantages(branch.n_tokens, branch.changed or (), branch.reward, float(rewards[branch.parent]),
+                                                  cfg.branch_weight, cfg.repair_unchanged_weight)
+    return rollouts, branches

@@ -6,7 +6,7 @@ rows together across stages and rounds::
     rollout_id  r<k>-<problem_id>-s<j>      sample j of a problem in round k
     failure_id  = rollout_id of the failed rollout
     continuation_id  <failure_id>-p<prefix steps>-c<i>
-    branch_id   = continuation_id of the continuation that became a corrected branch
+    branch_id   = continuation_id of the continuation that became a corrected branch; <failure_id>-repair for a repair
     example_id  = rollout_id or branch_id
     archive_id  = failure_id of an archived hard failure; replays of it carry it in ``rollouts``
 
@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 
 from rlint.atomic import replace_file_atomic
 
-SCHEMA_VERSION = "3"  # 3: train_set per-row advantage summaries
+SCHEMA_VERSION = "4"  # 3: train_set per-row advantage summaries; 4: repair columns of failures, branches.kind
 
 _ids = pa.list_(pa.int32())
 _floats = pa.list_(pa.float32())
@@ -62,10 +62,21 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("value_after", pa.float32()),  # estimated value after the first wrong step
         ("probe_steps", _ids),  # prefixes (in steps) whose value was estimated, in probe order
         ("probe_values", _floats),  # their estimated values
-        ("decided_by", pa.string()),  # "probe", "sibling", "oracle", "prompt_unsolved", "no_steps"
-        ("continuations_spent", pa.int32()),
-        ("tokens_spent", pa.int32()),
+        ("decided_by", pa.string()),  # search: "probe", "sibling", "oracle", "prompt_unsolved"; repair: "repair", "repair_unverified",
+        # "repair_rewrite", "repair_in_prefix", "repair_truncated" (rlint/stages/repair.py); either: "no_steps"
+        ("continuations_spent", pa.int32()),  # samples drawn to identify it (value-probe continuations or repair attempts)
+        ("tokens_spent", pa.int32()),  # tokens those samples generated
         ("true_first_error_step", pa.int32()),
+        # mine.strategy repair (null / 0 otherwise): the kept repair, a completion of the problem's own prompt
+        ("repair_token_ids", _ids),
+        ("repair_logprobs", _floats),  # sampled under the repair prompt (credit recomputes them under the original prompt)
+        ("repair_completion", pa.string()),
+        ("repair_reward", pa.float32()),
+        ("changed_spans", _ids),  # changed token ranges of the failed completion, flattened [start, end, ...]
+        ("repair_changed_spans", _ids),  # changed token ranges of the repair, flattened
+        ("edit_size", pa.float32()),  # changed tokens / failed tokens
+        ("repair_attempts", pa.int32()),
+        ("repair_verified", pa.int32()),  # attempts the verifier accepted
     ]),
     "continuations": pa.schema([
         ("continuation_id", pa.string()),
@@ -93,7 +104,8 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("logprobs", _floats),
         ("completion", pa.string()),
         ("reward", pa.float32()),
-        ("value_before", pa.float32()),
+        ("value_before", pa.float32()),  # null for a repair
+        ("kind", pa.string()),  # "search": a continuation from the last good prefix; "repair": the failure's verified repair (from the prompt)
     ]),
     "corrections": pa.schema([
         ("failure_id", pa.string()),
@@ -121,7 +133,7 @@ SCHEMAS: dict[str, pa.Schema] = {
     ]),
     "train_set": pa.schema([
         ("example_id", pa.string()),
-        ("kind", pa.string()),  # "rollout", "branch" or "continuation" (a mining sample from a good prefix)
+        ("kind", pa.string()),  # "rollout", "branch", "continuation" (a mining sample from a good prefix) or "repair" (context: the original prompt)
         ("rollout_id", pa.string()),  # the rollout, or the branch's parent
         ("round", pa.int32()),
         ("policy_version", pa.int32()),
@@ -216,7 +228,7 @@ ALIGNED = {
     "rollouts": [("logprobs", "token_ids")],
     "continuations": [("logprobs", "token_ids")],
     "branches": [("logprobs", "token_ids")],
-    "failures": [("probe_values", "probe_steps")],
+    "failures": [("probe_values", "probe_steps"), ("repair_logprobs", "repair_token_ids")],
     "train_set": [("logprobs", "token_ids"), ("advantages", "token_ids"), ("loss_weights", "token_ids")],
 }
 REWARDED = ("rollouts", "continuations", "branches", "eval")  # reward: 1 right, 0 wrong, null unscorable

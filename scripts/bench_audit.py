@@ -44,7 +44,9 @@ def _lists(n: int, width: int, values: np.ndarray) -> pa.ListArray:
 
 def _table(dataset: str, columns: dict) -> pa.Table:
     schema = SCHEMAS[dataset]
-    return pa.Table.from_arrays([columns[name] for name in schema.names], schema=schema)
+    n = len(next(iter(columns.values())))
+    # columns a benchmark does not model (the repair columns of search-mined failures, say) are null
+    return pa.Table.from_arrays([columns[name] if name in columns else pa.nulls(n, schema.field(name).type) for name in schema.names], schema=schema)
 
 
 def advantage_summaries(adv: np.ndarray, weights: np.ndarray) -> dict[str, pa.Array]:

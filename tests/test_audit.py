@@ -465,3 +465,17 @@ def test_cli_rev_summary_lineage_and_bad_rev(git_repo, capsys):
     assert "prompt" in capsys.readouterr().out
     assert main(["audit", "--root", str(git_repo), "--rev", "no-such-rev"]) == 2
     assert "unknown Git revision 'no-such-rev'" in capsys.readouterr().err
+
+
+def test_repair_success_is_the_share_of_attempted_failures_whose_repair_passed_the_gates():
+    import polars as pl
+
+    from rlint.audit import failure_stats
+
+    frame = pl.LazyFrame({
+        "round": [1, 1, 1, 1, 2], "first_error_step": [2, None, None, None, 1], "true_first_error_step": [2, 1, None, 3, 1], "n_steps": [3] * 5,
+        "continuations_spent": [4, 4, 0, 4, 1], "tokens_spent": [80, 80, 0, 80, 10],
+        "decided_by": ["repair", "repair_unverified", "repair_truncated", "repair_rewrite", "probe"], "repair_attempts": [4, 4, 0, 4, None],
+    })
+    stats = {row["round"]: row for row in failure_stats(frame).collect().to_dicts()}
+    assert stats[1]["repair_success"] == 1 / 3 and stats[2]["repair_success"] is None  # round 2 was mined by search

@@ -29,6 +29,13 @@ def test_repository_params_load():
     ("credit:\n  continuation_weight: -1\n", "credit.continuation_weight"),
     ("mine:\n  temperature: 0.7\n", "mine.temperature=0.7"),
     ("bootstrap:\n  faithful_share: 1.5\n", "bootstrap.faithful_share=1.5"),
+    ("mine:\n  strategy: guess\n", "mine.strategy='guess'"),
+    ("mine:\n  strategy: repair\n", "set credit.estimator: repair_diff"),
+    ("mine:\n  repair_max_edit: 0\n", "mine.repair_max_edit=0.0"),
+    ("mine:\n  repair_samples: 0\n", "mine.repair_samples must be >= 1"),
+    ("task:\n  repair_template: '{question} fix it'\n", "task.repair_template='{question} fix it': must contain {attempt}"),
+    ("task:\n  repair_template: '{attempt} {answer}'\n", "use only {question} and {attempt}"),
+    ("task:\n  repair_chat: true\n", "task.repair_chat: only for task.name 'dataset'"),
 ])
 def test_bad_params_name_file_and_key(tmp_path, text, fragment):
     path = tmp_path / "params.yaml"

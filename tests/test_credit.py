@@ -102,8 +102,8 @@ def _loop_outcome(inputs, i, scale_by_std, eps):
 
 
 def test_every_estimator_is_registered_under_its_config_name():
-    assert set(ESTIMATORS) == {"grpo", "drgrpo", "internalized", "info_gain"}
-    assert [name for name, e in ESTIMATORS.items() if e.uses_mining] == ["internalized"]
+    assert set(ESTIMATORS) == {"grpo", "drgrpo", "internalized", "info_gain", "repair_diff"}
+    assert [name for name, e in ESTIMATORS.items() if e.uses_mining] == ["internalized", "repair_diff"]
     assert [name for name, e in ESTIMATORS.items() if e.needs_answer_probs] == ["info_gain"]
 
 

@@ -30,7 +30,11 @@ def embedded_policy(params: Params, task, seed: int):
     Every train problem gives its worked solution (context: the prompt). The first
     ``faithful_share`` of them also give a faithful continuation (context: the prompt and the
     solution up to an injected wrong line; target: the rest, computed from the wrong value),
-    so the loss never falls on a wrong line.
+    so the loss never falls on a wrong line. The first ``repair_share`` of them also give a
+    repair lesson (context: the prompt, a wrong attempt and the repair marker; target: the
+    reference solution), appended last and drawn from their own generator, so with
+    ``repair_share: 0`` the examples, and so the trained model, are exactly those without it.
+    Only train problems are used: the held-out split stays clean.
     """
     cfg = params.bootstrap
     tokenizer = build_char_tokenizer()
@@ -45,6 +49,10 @@ def embedded_policy(params: Params, task, seed: int):
     for p in problems[: round(cfg.faithful_share * len(problems))]:
         wrong_prefix, rest = task.faithful_example(p, rng)
         examples.append(example(p.prompt + wrong_prefix, rest))
+    repair_rng = random.Random(f"{seed}/repair")
+    for p in problems[: round(cfg.repair_share * len(problems))]:
+        if (lesson := task.repair_example(p, repair_rng)) is not None:
+            examples.append(example(*lesson))
     return model, tokenizer, examples
 
 

@@ -1,5 +1,8 @@
 """correct: corrected branches from the last good prefix of each located failure.
 
+A failure located by repair (``mine.strategy: repair``) has its verified repair as its one
+branch (``kind`` "repair", pointing to the parent failure), so it needs no sampling here.
+
 Successful continuations already drawn by mining that pass through the last good prefix are
 branches for free; failures with none get up to ``correct.max_samples`` new continuations
 (one batched call for all of them). Failures still without a branch are recorded as
@@ -53,9 +56,23 @@ def branch_candidates(failure: dict, parent: dict, known: list[dict]) -> list[di
             "round": failure["round"], "policy_version": failure["policy_version"], "problem_id": failure["problem_id"],
             "branch_step": good_steps, "branch_token_offset": offset, "token_ids": tokens,
             "logprobs": item["logprobs"][width - item["context_len"]:], "completion": None,
-            "reward": item["reward"], "value_before": failure["value_before"],
+            "reward": item["reward"], "value_before": failure["value_before"], "kind": "search",
         })
     return out
+
+
+def repair_branch(failure: dict, parent: dict) -> dict:
+    """The branch row of a failure located by repair: its verified repair, a completion of the problem's own prompt.
+
+    ``logprobs`` are the repair's sampling log-probabilities under the repair prompt; the credit
+    stage replaces them with the policy's under the original prompt.
+    """
+    return {
+        "branch_id": f"{failure['failure_id']}-repair", "failure_id": failure["failure_id"], "parent_rollout_id": parent["rollout_id"],
+        "round": failure["round"], "policy_version": failure["policy_version"], "problem_id": failure["problem_id"],
+        "branch_step": 0, "branch_token_offset": 0, "token_ids": list(failure["repair_token_ids"]), "logprobs": list(failure["repair_logprobs"]),
+        "completion": failure["repair_completion"], "reward": failure["repair_reward"], "value_before": None, "kind": "repair",
+    }
 
 
 def assign_branches(failure_ids: list[str], candidates: dict[str, list[dict]], max_branches: int) -> dict[str, list[dict]]:
@@ -88,7 +105,9 @@ def run(params: Params, round_id: int, root: Path) -> dict:
             "logprobs": list(cont["logprobs"]), "reward": cont["reward"],
         })
     located = [f for f in failures if f["first_error_step"] is not None]
-    branches = {f["failure_id"]: branch_candidates(f, rollouts[f["failure_id"]], known[f["problem_id"]]) for f in located}
+    # a failure located by repair is corrected by its own verified repair; search-located ones by continuations
+    branches = {f["failure_id"]: [repair_branch(f, rollouts[f["failure_id"]])] if f["decided_by"] == "repair"
+                else branch_candidates(f, rollouts[f["failure_id"]], known[f["problem_id"]]) for f in located}
     spent: dict[str, int] = {}
     spent_tokens = 0
     need = [f for f in located if not branches[f["failure_id"]]]
@@ -126,6 +145,8 @@ def run(params: Params, round_id: int, root: Path) -> dict:
     for failure in failures:
         kept = owned[failure["failure_id"]]
         for branch in kept:
+            if branch["kind"] == "repair":
+                continue
             branch["completion"] = tokenizer.decode(branch["token_ids"], skip_special_tokens=True)
         rows.extend(kept)
         # corrected: a verified branch grows from its last good prefix (it may be one an earlier failure with the same prefix owns)

@@ -22,6 +22,7 @@ import numpy as np
 from rlint.config import Params
 from rlint.credit import ESTIMATORS, BranchInput, CreditInputs, LocatedFailure, reasoning_steps, watermark_gains
 from rlint.data import read_rows, write_rows
+from rlint.repair import unflatten_spans
 from rlint.stages.common import checkpoint_path, metrics_path, write_json_atomic
 from rlint.steps import prefix_context, prefix_offset, step_char_ends
 from rlint.tasks import load_task
@@ -66,14 +67,19 @@ def credit_inputs(rollouts: list[dict], failures: list[dict], branches: list[dic
     """
     index = {r["rollout_id"]: i for i, r in enumerate(rollouts)}
     mined = mode != "outcome"
+    repaired = {f["failure_id"]: f for f in failures if f.get("decided_by") == "repair"}
     return CreditInputs(
         rewards=np.array([np.nan if r["reward"] is None else r["reward"] for r in rollouts], dtype=np.float64),
         group_ids=np.array([r["problem_id"] for r in rollouts]),
         n_tokens=[len(r["token_ids"]) for r in rollouts],
         step_ends=[list(r["step_ends"]) for r in rollouts],
-        failures={index[f["failure_id"]]: LocatedFailure(f["first_error_step"], f["value_before"], f["value_after"])
+        failures={index[f["failure_id"]]: LocatedFailure(f["first_error_step"], f["value_before"], f["value_after"],
+                                                         unflatten_spans(f["changed_spans"]) if f["failure_id"] in repaired else None)
                   for f in failures if mined and f["first_error_step"] is not None},
-        branches=[BranchInput(index[b["parent_rollout_id"]], len(b["token_ids"]), b["reward"], b["value_before"]) for b in branches]
+        branches=[BranchInput(index[b["parent_rollout_id"]], len(b["token_ids"]), b["reward"], b["value_before"] or 0.0,
+                              "repair", unflatten_spans(repaired[b["failure_id"]]["repair_changed_spans"]))
+                  if b.get("kind") == "repair" else BranchInput(index[b["parent_rollout_id"]], len(b["token_ids"]), b["reward"], b["value_before"])
+                  for b in branches]
         + [BranchInput(index[c["failure_id"]], len(c["token_ids"]), c["reward"] or 0.0, value, "continuation") for c, value in continuations]
         if mined else [],
         answer_probs=answer_probs,
@@ -81,12 +87,16 @@ def credit_inputs(rollouts: list[dict], failures: list[dict], branches: list[dic
 
 
 def build_train_set(rollouts: list[dict], failures: list[dict], branches: list[dict], params: Params, answer_probs: list[np.ndarray] | None = None,
-                    task=None, replay_prefixes: dict[str, str] | None = None, continuations: list[dict] = ()) -> list[dict]:
+                    task=None, replay_prefixes: dict[str, str] | None = None, continuations: list[dict] = (),
+                    repair_logprobs: dict[str, list[float]] | None = None) -> list[dict]:
     """Train-set rows: one per rollout, one per corrected branch, one per good-prefix mining continuation
     when ``credit.continuation_weight`` > 0 (mode "outcome": rollouts only).
 
     ``replay_prefixes``: rollout_id -> text of the archived prefix a replayed rollout continued
     (the format gate judges that prefix and the completion together, as the verifier did).
+    ``repair_logprobs``: branch_id -> log-probabilities of a repair (kind "repair") under the
+    original prompt (:func:`repair_old_logprobs`); a repair is trained as a completion of the
+    problem's own prompt, so those are its "old" log-probabilities, not the repair prompt's.
     """
     task = task or load_task(params.task, params.limits)
     replay_prefixes = replay_prefixes or {}
@@ -101,6 +111,14 @@ def build_train_set(rollouts: list[dict], failures: list[dict], branches: list[d
     parents = {r["rollout_id"]: r for r in rollouts}
     for branch, (advantages, weights) in zip(branches if inputs.branches else [], branch_credit):
         parent = parents[branch["parent_rollout_id"]]
+        if branch.get("kind") == "repair":
+            logprobs = (repair_logprobs or {}).get(branch["branch_id"])
+            if logprobs is None:
+                raise ValueError(f"repair branch {branch['branch_id']}: old log-probabilities under the original prompt are missing")
+            sft = branch["reward"] == 1.0 and task.well_formed(branch["completion"])
+            rows.append(_row(branch["branch_id"], "repair", parent, original_prompt(parent), branch["token_ids"], logprobs, advantages, weights,
+                             branch["reward"], sft))
+            continue
         # the parent's good prefix is context (no loss): its tokens are trained once, in the parent's row
         context = prefix_context(parent, branch["branch_token_offset"])
         text = replay_prefixes.get(parent["rollout_id"], "") + _prefix_text(parent["completion"], task.step_delimiter, branch["branch_step"], task.merge_empty_steps) + branch["completion"]
@@ -113,6 +131,34 @@ def build_train_set(rollouts: list[dict], failures: list[dict], branches: list[d
         sft = cont["reward"] == 1.0 and task.well_formed(text)
         rows.append(_row(cont["continuation_id"], "continuation", parent, context, cont["token_ids"], cont["logprobs"], advantages, weights, cont["reward"], sft))
     return rows
+
+
+def original_prompt(rollout: dict) -> list[int]:
+    """The problem's own prompt ids: a replayed rollout's prompt without the archived prefix at its end.
+
+    >>> original_prompt({"prompt_token_ids": [1, 2, 3, 4], "prefix_token_count": 2}), original_prompt({"prompt_token_ids": [1, 2], "prefix_token_count": 0})
+    ([1, 2], [1, 2])
+    """
+    ids = list(rollout["prompt_token_ids"])
+    return ids[:len(ids) - (rollout.get("prefix_token_count") or 0)]
+
+
+def repair_old_logprobs(branches: list[dict], parents: dict[str, dict], model, pad_id: int, batch_size: int, temperature: float) -> dict[str, list[float]]:
+    """Per-token log-probabilities of each repair under the ORIGINAL prompt, by the round's sampling policy.
+
+    A repair was sampled after the repair prompt, but it is trained as a completion of the
+    problem's own prompt; the clipped ratio needs the old policy's probability of the same
+    tokens in that same context, so they are recomputed here (teacher-forced, at the sampling
+    temperature). Returns branch_id -> (R,) list.
+    """
+    from rlint.scoring import target_token_logprobs
+
+    repairs = [b for b in branches if b.get("kind") == "repair"]
+    if not repairs:
+        return {}
+    contexts = [original_prompt(parents[b["parent_rollout_id"]]) for b in repairs]
+    scored = target_token_logprobs(model, contexts, [list(b["token_ids"]) for b in repairs], pad_id, batch_size, temperature)
+    return {b["branch_id"]: values.tolist() for b, values in zip(repairs, scored)}
 
 
 def _prefix_text(completion: str, delimiter: str, steps: int, merge_empty: bool = False) -> str:
@@ -179,8 +225,16 @@ def run(params: Params, round_id: int, root: Path) -> dict:
         model.eval()
         answer_text = (lambda answer: cfg.answer_text.replace("{answer}", answer)) if cfg.answer_text else task.answer_text
         answer_probs = answer_probabilities(rollouts, model, tokenizer, answer_text, cfg.score_batch_size, params.sampling.temperature)
+    repair_logprobs = {}
+    if params.mode != "outcome" and any(b.get("kind") == "repair" for b in branches):
+        from rlint.policy import load_policy
+
+        model, tokenizer = load_policy(checkpoint_path(root, round_id - 1))
+        model.eval()
+        parents = {r["rollout_id"]: r for r in rollouts}
+        repair_logprobs = repair_old_logprobs(branches, parents, model, tokenizer.pad_token_id, cfg.score_batch_size, params.sampling.temperature)
     rows = build_train_set(rollouts, failures, branches, params, answer_probs, task, replay_prefixes(rollouts, checkpoint_path(root, round_id - 1)),
-                           continuations)
+                           continuations, repair_logprobs)
     write_rows(root, "train_set", round_id, rows)
     metrics = credit_metrics(rows, round_id, answer_probs)
     write_json_atomic(metrics_path(root, "credit", round_id), metrics)
@@ -206,6 +260,7 @@ def credit_metrics(rows: list[dict], round_id: int, answer_probs: list[np.ndarra
         "round": round_id,
         "examples": len(rows),
         "branch_examples": sum(r["kind"] == "branch" for r in rows),
+        "repair_examples": sum(r["kind"] == "repair" for r in rows),
         "continuation_examples": sum(r["kind"] == "continuation" for r in rows),
         "sft_examples": sum(r["sft"] for r in rows),
         "trained_tokens": int(trained.sum()),

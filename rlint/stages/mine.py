@@ -1,6 +1,8 @@
-"""mine: locate the first wrong step of every failed rollout (see rlint/mining.py).
+"""mine: locate the first wrong step of every failed rollout.
 
-``internalized`` mode bisects over steps with Monte Carlo continuations; ``oracle`` mode takes
+Two identify strategies behind one interface (:data:`IDENTIFY`, chosen by ``mine.strategy``):
+``search`` bisects over steps with Monte Carlo continuations (rlint/mining.py), ``repair`` asks
+the policy to repair each failure and diffs the two (rlint/repair.py). ``oracle`` mode takes
 the first error from the task's ground-truth step checker and only estimates the value of the
 last good prefix; ``outcome`` mode mines nothing (it writes empty tables).
 """
@@ -10,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 from rlint.config import Params, round_seed
@@ -17,6 +20,7 @@ from rlint.data import read_rows, write_rows
 from rlint.engine import SamplingRequest, load_engine
 from rlint.mining import Continuation, FailureSearch, PrefixPool, locate_first_errors, prefix_value
 from rlint.stages.common import checkpoint_path, metrics_path, seed_everything, write_json_atomic
+from rlint.stages.repair import NO_REPAIR, check_repair_chat, identify_by_repair, repair_metrics
 from rlint.steps import prefix_offset
 from rlint.tasks import load_task
 
@@ -85,34 +89,65 @@ def select_failures(searches: list[FailureSearch], per_problem: int | None, limi
     return chosen if limit is None else chosen[:limit]
 
 
+@dataclass
+class Identified:
+    """What an identify strategy returns: ``failures`` and ``continuations`` rows, and sampling levels used."""
+
+    failures: list[dict]
+    continuations: list[dict]
+    levels: int = 0
+
+
+def identify_by_search(params: Params, chosen: list[FailureSearch], rollouts: list[dict], engine, task, seed: int, round_id: int) -> Identified:
+    """Search (``mine.search``) over prefix values, or the ground-truth first error in mode ``oracle``."""
+    by_id = {row["rollout_id"]: row for row in rollouts}
+    pools = build_pools(rollouts)
+    # the verifier scores everything after the problem's own prompt (an archived prefix included)
+    prompt_lengths = {row["problem_id"]: len(row["prompt_token_ids"]) - row["prefix_token_count"] for row in rollouts}
+    answers = {row["problem_id"]: row["answer"] for row in rollouts}
+    sample = make_sampler(engine, task, params, answers, prompt_lengths, seed)
+    m, threshold = params.mine.continuations_per_probe, params.mine.value_threshold
+    levels = 0
+    if params.mode == "oracle":
+        for search in chosen:
+            true_step = by_id[search.failure_id]["true_first_error_step"]
+            if true_step is not None and true_step <= search.n_steps:
+                search.lo, search.hi = true_step - 1, true_step
+        # value of the true last good prefix: top it up to M samples, one batch
+        _oracle_values(chosen, pools, sample, m)
+    else:
+        levels = locate_first_errors(chosen, pools, sample, m, threshold, params.mine.search)
+    failures, continuations = mining_rows(chosen, by_id, pools, params.mode, round_id)
+    return Identified(failures, continuations, levels)
+
+
+def identify_by_repair_strategy(params: Params, chosen: list[FailureSearch], rollouts: list[dict], engine, task, seed: int, round_id: int) -> Identified:
+    """The policy repairs each failure; the token difference locates the first error (rlint/stages/repair.py)."""
+    by_id = {row["rollout_id"]: row for row in rollouts}
+    return Identified(identify_by_repair([by_id[s.failure_id] for s in chosen], engine, task, params, seed, round_id), [])
+
+
+# mine.strategy -> identify function (params, chosen failures, the round's rollouts, engine, task, seed, round) -> Identified
+IDENTIFY = {"search": identify_by_search, "repair": identify_by_repair_strategy}
+
+
 def run(params: Params, round_id: int, root: Path) -> dict:
     rollouts = read_rows(root, "rollouts", round_id)
-    by_id = {row["rollout_id"]: row for row in rollouts}
     searches = [] if params.mode == "outcome" else select_failures(failure_searches(rollouts), params.mine.failures_per_problem, params.mine.max_failures)
     started = time.monotonic()
-    levels = 0
-    pools: dict[str, PrefixPool] = {}
+    found = Identified([], [])
     if searches:
         task = load_task(params.task, params.limits)
         seed = round_seed(params, round_id, "mine")
         seed_everything(seed)
+        strategy = "search" if params.mode == "oracle" else params.mine.strategy
+        if strategy == "repair":
+            from transformers import AutoTokenizer
+
+            check_repair_chat(task, AutoTokenizer.from_pretrained(checkpoint_path(root, round_id - 1)), checkpoint_path(root, round_id - 1))
         engine = load_engine(str(checkpoint_path(root, round_id - 1)), params.sampling)
-        pools = build_pools(rollouts)
-        # the verifier scores everything after the problem's own prompt (an archived prefix included)
-        prompt_lengths = {row["problem_id"]: len(row["prompt_token_ids"]) - row["prefix_token_count"] for row in rollouts}
-        answers = {row["problem_id"]: row["answer"] for row in rollouts}
-        sample = make_sampler(engine, task, params, answers, prompt_lengths, seed)
-        m, threshold = params.mine.continuations_per_probe, params.mine.value_threshold
-        if params.mode == "oracle":
-            for search in searches:
-                true_step = by_id[search.failure_id]["true_first_error_step"]
-                if true_step is not None and true_step <= search.n_steps:
-                    search.lo, search.hi = true_step - 1, true_step
-            # value of the true last good prefix: top it up to M samples, one batch
-            _oracle_values(searches, pools, sample, m)
-        else:
-            levels = locate_first_errors(searches, pools, sample, m, threshold, params.mine.search)
-    failures, continuations = mining_rows(searches, by_id, pools, params.mode, round_id)
+        found = IDENTIFY[strategy](params, searches, rollouts, engine, task, seed, round_id)
+    failures, continuations = found.failures, found.continuations
     write_rows(root, "failures", round_id, failures)
     write_rows(root, "continuations", round_id, continuations)
     located = [f for f in failures if f["first_error_step"] is not None]
@@ -123,9 +158,11 @@ def run(params: Params, round_id: int, root: Path) -> dict:
         "failures_located": len(located),
         "continuations": len(continuations),
         "continuations_per_failure": round(len(continuations) / max(1, len(failures)), 3),
+        # every generated token of identification, repair attempts included (bench_modes counts this)
         "mining_tokens": sum(f["tokens_spent"] for f in failures),
-        "sampling_levels": levels,
+        "sampling_levels": found.levels,
         "localization_accuracy": round(sum(f["first_error_step"] == f["true_first_error_step"] for f in with_truth) / len(with_truth), 4) if with_truth else None,
+        **repair_metrics(failures),
         "seconds": round(time.monotonic() - started, 2),
     }
     write_json_atomic(metrics_path(root, "mine", round_id), metrics)
@@ -158,7 +195,7 @@ def mining_rows(searches: list[FailureSearch], rollouts_by_id: dict, pools: dict
             "value_after": (prefix_value(search, pool, search.hi) or 0.0) if located else None,
             "probe_steps": search.probe_steps, "probe_values": search.probe_values, "decided_by": decided_by,
             "continuations_spent": search.continuations_spent, "tokens_spent": search.tokens_spent,
-            "true_first_error_step": row["true_first_error_step"],
+            "true_first_error_step": row["true_first_error_step"], **NO_REPAIR,
         })
         counters: dict[int, int] = defaultdict(int)
         for steps, cont in search.drawn:

@@ -37,6 +37,8 @@ def load_task(task_config, limits=None) -> Task:
         seed=task_config.seed,
         heldout_path=task_config.heldout_path,
         limits=limits,
+        repair_template=task_config.repair_template,
+        repair_chat=task_config.repair_chat,
     )
 
 

@@ -24,6 +24,9 @@ _ANSWER_LINE = re.compile(r"^A:(-?\d{1,12})$")
 # one or more "a<op>b=c" lines, then the answer line, then at most a final newline
 _WELL_FORMED = re.compile(r"(?:\d{1,12}[+\-*]\d{1,12}=-?\d{1,12}\n)+A:-?\d{1,12}\n?")
 _OPS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b}
+# the line between a failed attempt and its repair (mine.strategy: repair): two characters of the
+# task's own alphabet, so the tokenizer and the committed base checkpoint stay as they are
+REPAIR_MARKER = "::\n"
 
 # Every character the task writes; the embedded tokenizer is built from this.
 ALPHABET = "0123456789+-*=,:QA\n"
@@ -83,6 +86,7 @@ class ArithmeticTask:
     step_delimiter = "\n"
     merge_empty_steps = False  # blank steps are steps (task.merge_empty_steps turns it on)
     has_step_checker = True
+    repair_chat = False  # the embedded tokenizer has no chat template
 
     def __init__(self, config: ArithmeticConfig | None = None) -> None:
         self.config = config or ArithmeticConfig()
@@ -189,6 +193,64 @@ class ArithmeticTask:
             if index >= len(lines) or lines[index].strip() != expected:
                 return index + 1
         return None
+
+    def repair_prompt(self, problem_id: str, prompt: str, attempt: str) -> str:
+        """The compact repair format: the problem, the failed attempt, the marker; the repair follows.
+
+        >>> ArithmeticTask().repair_prompt("p", "Q:3,+4\\n", "3+4=8\\nA:8\\n")
+        'Q:3,+4\\n3+4=8\\nA:8\\n::\\n'
+        """
+        return prompt + attempt + ("" if attempt.endswith("\n") or not attempt else "\n") + REPAIR_MARKER
+
+    def wrong_attempt(self, problem: Problem, rng: random.Random) -> str:
+        """A failed attempt of the kinds the policy writes: one wrong line, then faithful steps from it.
+
+        The wrong line, at a step drawn by ``rng``, is one of: a result off by a little (1-3 or
+        10); the result of another operator; a correct line followed by a wrong copy of its
+        value at the start of the next line (the next result is computed from the copy). Every
+        value stays in ``0..value_max``; the final answer is wrong.
+
+        >>> task = ArithmeticTask()
+        >>> attempt = task.wrong_attempt(Problem("x", "Q:3,+4,*2\\n", "14"), random.Random(3))
+        >>> attempt, task.reward(attempt, "14")
+        ('3+4=7\\n6*2=12\\nA:12\\n', 0.0)
+        """
+        start, ops = parse_prompt(problem.prompt)
+        value_max = self.config.value_max
+        for _ in range(100):
+            at = rng.randrange(len(ops))
+            *head, value_line = solve(start, ops[:at])
+            value = int(value_line[2:])
+            op, operand = ops[at]
+            right = _OPS[op](value, operand)
+            kind = rng.choice(("off", "operator", "copy") if at + 1 < len(ops) else ("off", "operator"))
+            if kind == "off":
+                wrong = right + rng.choice((-3, -2, -1, 1, 2, 3, -10, 10))
+            elif kind == "operator":
+                wrong = _OPS[rng.choice([o for o in "+-*" if o != op])](value, operand)
+            else:  # the line is right; the next one starts from a wrong copy of its value
+                copied = right + rng.choice((-3, -2, -1, 1, 2, 3, -10, 10))
+                next_op, next_operand = ops[at + 1]
+                result = _OPS[next_op](copied, next_operand)
+                if not (0 <= copied <= value_max and 0 <= result <= value_max):
+                    continue
+                lines = head + [f"{value}{op}{operand}={right}", f"{copied}{next_op}{next_operand}={result}"] + solve(result, ops[at + 2:])
+                return "".join(line + "\n" for line in lines)
+            if wrong == right or not 0 <= wrong <= value_max:
+                continue
+            # every operation is one-to-one on integers, so a wrong value gives a wrong answer
+            lines = head + [f"{value}{op}{operand}={wrong}"] + solve(wrong, ops[at + 1:])
+            return "".join(line + "\n" for line in lines)
+        return ""  # no wrong line fits this problem's range (rare): the caller skips it
+
+    def repair_example(self, problem: Problem, rng: random.Random) -> tuple[str, str] | None:
+        """A repair lesson ``(context, target)``: the repair prompt of a wrong attempt, and the reference
+        solution, which is that attempt minimally edited (the operators and operands stay; the wrong
+        value and what was computed from it change). None when no wrong attempt fits the problem."""
+        attempt = self.wrong_attempt(problem, rng)
+        if not attempt:
+            return None
+        return self.repair_prompt(problem.problem_id, problem.prompt, attempt), self.solution(problem)
 
     def answer_text(self, answer: str) -> str:
         """How the final answer is written after the steps (what ``info_gain`` scores).

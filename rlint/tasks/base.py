@@ -51,3 +51,27 @@ class Task(Protocol):
 
 class TaskInputError(ValueError):
     """A dataset or task setting is unusable; the message names the file, row or field."""
+
+
+# -- repair prompt ---------------------------------------------------------------------------
+DEFAULT_REPAIR_TEMPLATE = (
+    "Here is a problem and a wrong solution. Correct the solution with as few changes as possible, "
+    "keeping every right step as it is.\n\nProblem:\n{question}\n\nWrong solution:\n{attempt}\n\nCorrected solution:\n"
+)
+
+
+def check_repair_template(template: str) -> None:
+    """Refuse a ``task.repair_template`` without ``{attempt}`` or with placeholders other than ``{question}`` and ``{attempt}``.
+
+    >>> check_repair_template("{question}\\n{attempt}\\nFixed:\\n")
+    >>> check_repair_template("{question}")  # doctest: +IGNORE_EXCEPTION_DETAIL
+    Traceback (most recent call last):
+    ...
+    TaskInputError: task.repair_template='{question}': must contain {attempt}
+    """
+    if "{attempt}" not in template:
+        raise TaskInputError(f"task.repair_template={template!r}: must contain {{attempt}}")
+    try:
+        template.format(question="", attempt="")
+    except (KeyError, IndexError, ValueError) as err:
+        raise TaskInputError(f"task.repair_template={template!r}: use only {{question}} and {{attempt}} ({err!r})") from None

@@ -20,8 +20,8 @@ import re
 from pathlib import Path
 
 from rlint.config import LimitsConfig, check_prompt_template
-from rlint.tasks.base import Problem, TaskInputError
 from rlint.tasks.math_answer import MAX_ANSWER_CHARS, answer_candidates, math_answer_reward, reference_answer
+from rlint.tasks.base import DEFAULT_REPAIR_TEMPLATE, Problem, TaskInputError, check_repair_template
 
 __all__ = ["DatasetTask", "answer_candidates", "math_answer_reward", "reference_answer"]
 
@@ -160,7 +160,10 @@ class DatasetTask:
         seed: int = 0,
         heldout_path: str | Path | None = None,
         limits=None,
+        repair_template: str = DEFAULT_REPAIR_TEMPLATE,
+        repair_chat: bool = False,
     ) -> None:
+        check_repair_template(repair_template)
         if not 0.0 <= heldout_share <= 1.0:
             raise TaskInputError(f"task.heldout_share={heldout_share}: must be in [0, 1]")
         check_prompt_template(prompt_template, TaskInputError)
@@ -173,6 +176,8 @@ class DatasetTask:
         self.seed = seed
         self.heldout_path = None if heldout_path is None else Path(heldout_path)
         self.limits = limits if limits is not None else LimitsConfig()
+        self.repair_template, self.repair_chat = repair_template, repair_chat
+        self._questions: dict[str, str] = {}
         self._splits: dict[str, list[Problem]] = {"train": [], "heldout": []}
         problems, columns = self._load(self.path)
         if self.heldout_path is None:
@@ -229,8 +234,13 @@ class DatasetTask:
             if problem_id in first_seen:
                 raise TaskInputError(f"{path}: {where}: duplicate id {problem_id!r} (first at {first_seen[problem_id]})")
             first_seen[problem_id] = where
+            self._questions[problem_id] = question
             problems.append(Problem(problem_id, self.prompt_template.format(question=question), answer))
         return problems, columns
+
+    def repair_prompt(self, problem_id: str, prompt: str, attempt: str) -> str:
+        """``task.repair_template`` with the problem's question and the failed attempt (the chat template is applied by the caller)."""
+        return self.repair_template.replace("{question}", self._questions.get(problem_id, prompt)).replace("{attempt}", attempt)
 
     def split_of(self, problem_id: str) -> str:
         """"heldout" or "train": a stable hash of ``(seed, id)`` against ``heldout_share``."""

@@ -22,3 +22,28 @@ def test_faithful_share_adds_continuations_with_no_loss_on_the_wrong_line(tmp_pa
         assert task.first_error_step(problem, completion) == text[len(problem.prompt):].count("\n")
         assert task.reward(completion, problem.answer) == 0.0
     assert embedded_policy(params, task, seed=0)[2] == examples
+
+
+def test_repair_share_appends_repair_lessons_and_leaves_the_rest_unchanged(tmp_path):
+    from rlint.tasks.arithmetic import REPAIR_MARKER
+
+    base = "bootstrap:\n  hidden_size: 32\n  intermediate_size: 64\n  layers: 2\n  heads: 2\n  train_problems: 40\n  faithful_share: 0.25\n"
+    (tmp_path / "a.yaml").write_text(base)
+    (tmp_path / "b.yaml").write_text(base + "  repair_share: 0.5\n")
+    (tmp_path / "c.yaml").write_text(base + "  repair_share: 0.0\n")
+    plain, taught, zero = (load_params(tmp_path / f"{name}.yaml") for name in "abc")
+    task = load_task(plain.task)
+    without = embedded_policy(plain, task, seed=0)[2]
+    _, tokenizer, examples = embedded_policy(taught, task, seed=0)
+    assert embedded_policy(zero, task, seed=0)[2] == without  # share 0: the very same examples, so the same base policy
+    assert examples[:50] == without and len(examples) == 70
+    heldout = {p.prompt for p in task.problems("heldout", 0, 2000)}
+    for problem, (context, target) in zip(task.problems("train", 0, 20), examples[50:]):
+        text = tokenizer.decode(context)
+        assert text.startswith(problem.prompt) and text.endswith(REPAIR_MARKER) and problem.prompt not in heldout
+        attempt = text[len(problem.prompt):-len(REPAIR_MARKER)]
+        assert task.reward(attempt, problem.answer) == 0.0 and task.well_formed(attempt)
+        assert tokenizer.decode(target, skip_special_tokens=True) == task.solution(problem) and target[-1] == tokenizer.eos_token_id
+        # a minimal edit: the same operators and operands line by line, only values differ
+        strip = lambda s: [line.split("=")[0].lstrip("0123456789") for line in s.splitlines()[:-1]]  # noqa: E731
+        assert strip(attempt) == strip(task.solution(problem))
