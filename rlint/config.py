@@ -272,8 +272,8 @@ class OptimizeConfig:
     weight_decay: float = 0.0
     mixed_precision: str = "no"  # no | bf16 | fp16 (fp16 needs a GPU), passed to the Accelerator
     gradient_checkpointing: bool = False  # recompute activations in backward: less memory, more time
-    carry_optimizer_state: bool = False  # AdamW's moments carried from round k-1 to k (checkpoints/round=k/optimizer/); false: a fresh AdamW each round
-    reshuffle_epochs: bool = True  # a new minibatch order every epoch; false: one seeded order, the same minibatches each epoch (TRL's)
+    carry_optimizer_state: bool = True  # AdamW's moments carried from round k-1 to k (checkpoints/round=k/optimizer/); false: a fresh AdamW each round
+    reshuffle_epochs: bool = False  # a new minibatch order every epoch; false: one seeded order, the same minibatches each epoch (TRL's)
     old_logprobs: str = "sampler"  # the ratio's old policy: sampler (the sampling log-probs) | recompute (a trainer forward pass before the update)
 
     def __post_init__(self) -> None:

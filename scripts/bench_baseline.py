@@ -24,14 +24,16 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-# one setting each, towards TRL's GRPOTrainer; "base" is the params file as it is
+# one setting each, towards TRL's GRPOTrainer, from the settings before the comparison (a fresh
+# AdamW each round, a new minibatch order each epoch: params.yaml's defaults since carry and
+# same_minibatches were measured to help are set back for every variant); "base" is those settings
+BEFORE = ["optimize.carry_optimizer_state=false", "optimize.reshuffle_epochs=true"]
 VARIANTS = {
     "base": [],
     "carry": ["optimize.carry_optimizer_state=true"],  # TRL keeps one AdamW for the whole run
     "sample_std": ["credit.group_std=sample", "credit.epsilon=1.0e-4"],  # TRL: sample std + 1e-4
     "same_minibatches": ["optimize.reshuffle_epochs=false"],  # TRL shuffles a generation batch once
     "recompute": ["optimize.old_logprobs=recompute"],  # TRL recomputes old log-probs with a forward pass
-    "fresh_each_round": ["optimize.carry_optimizer_state=false"],  # the reverse of carry, for a base that carries
 }
 VARIANTS["trl"] = VARIANTS["carry"] + VARIANTS["sample_std"] + VARIANTS["same_minibatches"] + VARIANTS["recompute"]
 
@@ -84,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
 
         for name in names:
             argv_v = ["--params", args.params, "--modes", "outcome", "--seeds", args.seeds, "--budget", str(args.budget), "--jobs", str(args.jobs),
-                      "--out", str(out / name)] + [f"--set={s}" for s in VARIANTS[name]]
+                      "--out", str(out / name)] + [f"--set={s}" for s in BEFORE + VARIANTS[name]]
             print(f"== {name}: {' '.join(VARIANTS[name]) or '(params as they are)'}", flush=True)
             if bench_modes.main(argv_v) != 0:
                 return 2

@@ -93,7 +93,7 @@ def test_stage_writes_a_safetensors_checkpoint_and_dvc_metrics(workspace):
     root, rows = workspace
     metrics = _run(root, kl_coef=0.1, sft_weight=0.5)
     assert sorted(p.name for p in (root / "checkpoints" / "round=1").iterdir()) == [
-        "config.json", "generation_config.json", "model.safetensors", "rlint.json", "tokenizer.json", "tokenizer_config.json"]
+        "config.json", "generation_config.json", "model.safetensors", "optimizer", "rlint.json", "tokenizer.json", "tokenizer_config.json"]
     on_disk = json.loads((root / "metrics" / "optimize" / "round=1.json").read_text())
     assert on_disk == metrics
     for key in ("loss", "clip_fraction", "kl", "entropy", "grad_norm", "tokens", "logprob_mismatch", "logprob_mismatch_max"):
@@ -198,7 +198,7 @@ def test_optimizer_state_is_carried_to_the_next_round(workspace):
     assert second["optimizer_state_carried"] is True
     assert {float(v) for k, v in load_file(state_path(root / "checkpoints" / "round=2")).items() if k.endswith(".step")} == {4.0}
     carried = load_file(root / "checkpoints" / "round=2" / "model.safetensors")
-    fresh_params = Params(optimize=OptimizeConfig(epochs=1, minibatch_size=6, micro_batch_size=6, lr=1e-2))
+    fresh_params = Params(optimize=OptimizeConfig(epochs=1, minibatch_size=6, micro_batch_size=6, lr=1e-2, carry_optimizer_state=False))
     optimize.run(fresh_params, 2, root)
     fresh = load_file(root / "checkpoints" / "round=2" / "model.safetensors")
     assert any(not torch.equal(carried[n], fresh[n]) for n in carried)
