@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-rounds", type=int, default=50)
     parser.add_argument("--jobs", type=int, default=1, help="campaigns run at once, in separate processes (torch threads: cores // jobs)")
     parser.add_argument("--from-records", nargs="+", type=Path, metavar="PARQUET",
-                        help="do not run: summarize these records.parquet files (e.g. seeds run on different machines) into --out")
+                        help="do not run: summarize the --modes rows of these records.parquet files (e.g. seeds run on different machines) into --out")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     started = time.monotonic()
     if args.from_records:
-        records = [row for path in args.from_records for row in pl.read_parquet(path).to_dicts()]
+        records = [row for path in args.from_records for row in pl.read_parquet(path).to_dicts() if row["mode"] in modes]
         seeds = sorted({r["seed"] for r in records})
     else:
         base_accuracy = _base_accuracy(base, checkpoint, out, overrides)

@@ -41,4 +41,25 @@ def load_engine(checkpoint: str, sampling) -> RolloutEngine:
     raise ValueError(f"sampling.engine={sampling.engine!r}: unknown engine")
 
 
-__all__ = ["EngineError", "RolloutEngine", "Sample", "SamplingRequest", "engine_name", "load_engine"]
+class LazyEngine:
+    """An engine started on first use: a stage whose work turns out to need no sampling (every
+    failure decided without it) starts none. Any attribute (``generate``, ``tokenizer``, ``encode``...)
+    loads :func:`load_engine` once; ``started`` says whether that happened."""
+
+    def __init__(self, checkpoint: str, sampling) -> None:
+        self._args = (checkpoint, sampling)
+        self._engine: RolloutEngine | None = None
+
+    @property
+    def started(self) -> bool:
+        return self._engine is not None
+
+    def __getattr__(self, name: str):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if self._engine is None:
+            self._engine = load_engine(*self._args)
+        return getattr(self._engine, name)
+
+
+__all__ = ["EngineError", "LazyEngine", "RolloutEngine", "Sample", "SamplingRequest", "engine_name", "load_engine"]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from rlint.config import Params, round_seed
 from rlint.data import read_rows, write_rows
-from rlint.engine import SamplingRequest, load_engine
+from rlint.engine import LazyEngine, SamplingRequest
 from rlint.mining import Continuation, FailureSearch, PrefixPool, locate_first_errors, prefix_value
 from rlint.stages.common import checkpoint_path, metrics_path, seed_everything, write_json_atomic
 from rlint.stages.repair import NO_REPAIR, check_repair_chat, identify_by_repair, repair_metrics
@@ -145,8 +145,10 @@ def run(params: Params, round_id: int, root: Path) -> dict:
             from transformers import AutoTokenizer
 
             check_repair_chat(task, AutoTokenizer.from_pretrained(checkpoint_path(root, round_id - 1)), checkpoint_path(root, round_id - 1))
-        engine = load_engine(str(checkpoint_path(root, round_id - 1)), params.sampling)
+        engine = LazyEngine(str(checkpoint_path(root, round_id - 1)), params.sampling)  # started only if a failure needs samples
         found = IDENTIFY[strategy](params, searches, rollouts, engine, task, seed, round_id)
+        if not engine.started:
+            log.info("mine round %d: every failure was decided without sampling (e.g. no sample of its prompt was right); no engine started", round_id)
     failures, continuations = found.failures, found.continuations
     write_rows(root, "failures", round_id, failures)
     write_rows(root, "continuations", round_id, continuations)
