@@ -69,6 +69,8 @@ class TaskConfig:
     merge_empty_steps: bool | None = None  # a blank step (only whitespace before its delimiter) joins the step before it; None: on for datasets, off for arithmetic
     repair_template: str = DEFAULT_REPAIR_TEMPLATE  # dataset, mine.strategy repair: the repair prompt, with {question} and {attempt}
     repair_chat: bool = False  # dataset: wrap the repair prompt in the model's chat template (the tokenizer must have one)
+    chat_template: bool = False  # dataset: wrap every prompt in the model's own chat template (an instruct model; the tokenizer must have one)
+    system_prompt: str | None = None  # dataset, chat_template: a system message before each prompt (None: none)
 
     def __post_init__(self) -> None:
         if self.name not in ("arithmetic", "dataset"):
@@ -82,6 +84,10 @@ class TaskConfig:
             check_repair_template(self.repair_template)
         except TaskInputError as err:
             raise ConfigError(str(err)) from None
+        if (self.chat_template or self.system_prompt is not None) and self.name != "dataset":
+            raise ConfigError("task.chat_template, task.system_prompt: only for task.name 'dataset' (the embedded tokenizer has no chat template)")
+        if self.system_prompt is not None and not self.chat_template:
+            raise ConfigError("task.system_prompt: needs task.chat_template: true (a system message exists only in a chat template)")
         if self.repair_chat and self.name != "dataset":
             raise ConfigError("task.repair_chat: only for task.name 'dataset' (the embedded tokenizer has no chat template)")
 

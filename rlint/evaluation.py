@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from rlint.engine.base import RolloutEngine, SamplingRequest
+from rlint.prompts import encode_prompt
 from rlint.tasks.base import Problem, Task
 
 
 def score_policy(engine: RolloutEngine, task: Task, problems: list[Problem], max_new_tokens: int, temperature: float, seed: int) -> list[dict]:
     """One completion per problem; rows with ``completion``, ``reward`` and the ground-truth first error."""
     request = SamplingRequest(
-        prompts=[engine.encode(p.prompt) for p in problems], n=1, temperature=temperature,
+        prompts=[encode_prompt(engine, task, p.prompt) for p in problems], n=1, temperature=temperature,
         max_new_tokens=max_new_tokens, seed=seed,
     )
     results = engine.generate(request, desc="evaluate")

@@ -9,6 +9,7 @@ from rlint.config import Params, round_seed
 from rlint.data import write_rows
 from rlint.engine import load_engine
 from rlint.evaluation import accuracy, score_policy
+from rlint.prompts import check_chat_template, encode_prompt
 from rlint.stages.common import check_context, checkpoint_path, metrics_path, write_json_atomic
 from rlint.tasks import load_task
 
@@ -19,7 +20,8 @@ def run(params: Params, round_id: int, root: Path) -> dict:
     task = load_task(params.task, params.limits)
     engine = load_engine(str(checkpoint_path(root, round_id)), params.sampling)
     problems = task.problems("heldout", 0, params.evaluate.problems)
-    check_context(task, problems, [engine.encode(p.prompt) for p in problems], params.sampling.max_new_tokens, checkpoint_path(root, round_id),
+    check_chat_template(task, engine.tokenizer, checkpoint_path(root, round_id))
+    check_context(task, problems, [encode_prompt(engine, task, p.prompt) for p in problems], params.sampling.max_new_tokens, checkpoint_path(root, round_id),
                   params.sampling.vllm.max_model_len)
     rows = score_policy(engine, task, problems, params.sampling.max_new_tokens, params.evaluate.temperature, round_seed(params, round_id, "evaluate"))
     for row in rows:

@@ -15,6 +15,7 @@ from rlint.config import Params, round_seed
 from rlint.archive import select_replays
 from rlint.data import read_rows, write_rows
 from rlint.engine import SamplingRequest, load_engine
+from rlint.prompts import check_chat_template, encode_prompt
 from rlint.stages.common import check_context, checkpoint_path, metrics_path, seed_everything, write_json_atomic
 from rlint.steps import step_ends, token_texts
 from rlint.tasks import load_task
@@ -23,9 +24,9 @@ from rlint.tasks.base import Problem
 log = logging.getLogger(__name__)
 
 
-def rollout_contexts(engine, problems, replays: list[dict | None]) -> list[list[int]]:
-    """Token ids each group is sampled from: the encoded prompt, or an archive entry's prompt plus prefix."""
-    return [engine.encode(p.prompt) if e is None else list(e["context_token_ids"]) for p, e in zip(problems, replays)]
+def rollout_contexts(engine, problems, replays: list[dict | None], task=None) -> list[list[int]]:
+    """Token ids each group is sampled from: the encoded prompt (chat-wrapped when ``task`` asks), or an archive entry's prompt plus prefix."""
+    return [encode_prompt(engine, task, p.prompt) if e is None else list(e["context_token_ids"]) for p, e in zip(problems, replays)]
 
 
 def rollout_rows(engine, task, problems, samples, round_id: int, replays: list[dict | None] | None = None,
@@ -36,7 +37,7 @@ def rollout_rows(engine, task, problems, samples, round_id: int, replays: list[d
     ``contexts[i]`` the token ids its group was sampled from (default: :func:`rollout_contexts`).
     """
     replays = replays or [None] * len(problems)
-    contexts = contexts if contexts is not None else rollout_contexts(engine, problems, replays)
+    contexts = contexts if contexts is not None else rollout_contexts(engine, problems, replays, task)
     rows = []
     for problem, group, entry, prompt_ids in zip(problems, samples, replays, contexts):
         prefix_count = 0 if entry is None else entry["prefix_token_count"]
@@ -73,6 +74,7 @@ def run(params: Params, round_id: int, root: Path) -> dict:
     seed = round_seed(params, round_id, "rollout")
     seed_everything(seed)
     engine = load_engine(str(checkpoint_path(root, round_id - 1)), params.sampling)
+    check_chat_template(task, engine.tokenizer, checkpoint_path(root, round_id - 1))
     cfg = params.rollout
     # round 1 starts from the empty base archive (nothing was mined before it)
     replaying = params.archive.replay_share > 0 and params.mode != "outcome" and round_id > 1
@@ -82,7 +84,7 @@ def run(params: Params, round_id: int, root: Path) -> dict:
     problems = fresh + [Problem(e["problem_id"], e["prompt"], e["answer"]) for e in replays]
     starts: list[dict | None] = [None] * len(fresh) + replays
     started = time.monotonic()
-    contexts = rollout_contexts(engine, problems, starts)
+    contexts = rollout_contexts(engine, problems, starts, task)
     check_context(task, fresh, contexts[:len(fresh)], params.sampling.max_new_tokens, checkpoint_path(root, round_id - 1),
                   params.sampling.vllm.max_model_len)
     request = SamplingRequest(

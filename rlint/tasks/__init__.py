@@ -39,6 +39,8 @@ def load_task(task_config, limits=None) -> Task:
         limits=limits,
         repair_template=task_config.repair_template,
         repair_chat=task_config.repair_chat,
+        chat_template=task_config.chat_template,
+        system_prompt=task_config.system_prompt,
     )
 
 

@@ -86,7 +86,7 @@ class ArithmeticTask:
     step_delimiter = "\n"
     merge_empty_steps = False  # blank steps are steps (task.merge_empty_steps turns it on)
     has_step_checker = True
-    repair_chat = False  # the embedded tokenizer has no chat template
+    repair_chat = chat_template = False  # the embedded tokenizer has no chat template
 
     def __init__(self, config: ArithmeticConfig | None = None) -> None:
         self.config = config or ArithmeticConfig()

@@ -162,6 +162,8 @@ class DatasetTask:
         limits=None,
         repair_template: str = DEFAULT_REPAIR_TEMPLATE,
         repair_chat: bool = False,
+        chat_template: bool = False,
+        system_prompt: str | None = None,
     ) -> None:
         check_repair_template(repair_template)
         if not 0.0 <= heldout_share <= 1.0:
@@ -177,6 +179,7 @@ class DatasetTask:
         self.heldout_path = None if heldout_path is None else Path(heldout_path)
         self.limits = limits if limits is not None else LimitsConfig()
         self.repair_template, self.repair_chat = repair_template, repair_chat
+        self.chat_template, self.system_prompt = chat_template, system_prompt
         self._questions: dict[str, str] = {}
         self._splits: dict[str, list[Problem]] = {"train": [], "heldout": []}
         problems, columns = self._load(self.path)

@@ -193,7 +193,9 @@ def test_one_round_with_the_repair_strategy_runs_through_the_stages(tiny_checkpo
                    reward=TASK.reward(completion, PROBLEM.answer), archive_id=None)
         rows.append(row)
     write_rows(root, "rollouts", 1, rows)
-    monkeypatch.setattr(mine, "load_engine", lambda checkpoint, sampling: engine)
+    import rlint.engine
+
+    monkeypatch.setattr(rlint.engine, "load_engine", lambda checkpoint, sampling: engine)  # the mine stage's LazyEngine loads through it
     p = dataclasses.replace(params(strategy="repair", repair_samples=2, failures_per_problem=None),
                             optimize=dataclasses.replace(Params().optimize, epochs=1, minibatch_size=8))
     metrics = mine.run(p, 1, root)
