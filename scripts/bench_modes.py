@@ -87,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     if args.from_records:
         records = [row for path in args.from_records for row in pl.read_parquet(path).to_dicts() if row["mode"] in modes]
+        out.mkdir(parents=True, exist_ok=True)
+        pl.DataFrame(records).write_parquet(out / "records.parquet")  # the rows this summary is computed from
         seeds = sorted({r["seed"] for r in records})
     else:
         base_accuracy = _base_accuracy(base, checkpoint, out, overrides)
