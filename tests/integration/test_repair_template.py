@@ -39,6 +39,7 @@ def _workspace(tmp_path, chat: bool):
         "mine": {"strategy": "repair", "repair_samples": 2},
         "credit": {"estimator": "repair_diff"},
         "archive": {"replay_share": 0.0},
+        "rounds": {"r1": {"id": 1, "prev": 0}},  # every stage refuses a --round that params.rounds does not list
     }
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     return load_params(tmp_path / "params.yaml")
