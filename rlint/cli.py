@@ -52,6 +52,17 @@ def quiet_third_party() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``rlint``: run one command; the vocabulary bound it sets for Parquet reads (``rlint.data.VOCAB_SIZE``)
+    holds for that command only, not for later work in the same process (tests, notebooks)."""
+    try:
+        return _run(argv)
+    finally:
+        data = sys.modules.get("rlint.data")
+        if data is not None:
+            data.VOCAB_SIZE = None
+
+
+def _run(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(prog="rlint", description=__doc__.splitlines()[0])
     parser.add_argument("--params", default="params.yaml", help="parameters file (default: params.yaml)")
     parser.add_argument("--root", default=".", help="workspace root holding data/, checkpoints/, metrics/")

@@ -78,3 +78,18 @@ def test_third_party_noise_is_quiet_unless_verbose():
     loud = subprocess.run([sys.executable, "-c", probe, "verbose"], capture_output=True, text=True, cwd=REPO, env=env)
     assert quiet.stdout.split() == ["40", "ERROR"] and "third" not in quiet.stderr and "ours" in quiet.stderr
     assert "third" in loud.stderr and "ours" in loud.stderr and loud.stdout.split()[1] == "None"
+
+
+def test_the_vocabulary_bound_of_one_command_does_not_outlive_it(tmp_path, tiny_checkpoint):
+    """rlint.data.VOCAB_SIZE is set from the model a stage loads; after the command it is cleared again."""
+    import shutil
+
+    from rlint import data
+    from rlint.cli import main
+    from tests.conftest import make_workspace
+
+    root = make_workspace(tmp_path / "ws")
+    shutil.copytree(tiny_checkpoint, root / "checkpoints" / "round=0")
+    assert main(["--root", str(root), "archive", "--round", "0"]) == 0
+    assert main(["--root", str(root), "rollout", "--round", "1"]) == 0
+    assert data.VOCAB_SIZE is None
