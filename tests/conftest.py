@@ -57,3 +57,24 @@ def make_workspace(path: Path, overrides: dict | None = None, rounds: int = 1) -
     params["rounds"] = {f"r{k}": {"id": k, "prev": k - 1} for k in range(1, rounds + 1)}
     (path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     return path
+
+
+CHAT_TEMPLATE = "{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}\n{% endfor %}{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
+
+
+def instruct_model_and_dataset(root: Path, chat: bool) -> Path:
+    """A tiny random-weight instruct-style model in ``root/checkpoints/round=0`` (printable-character
+    tokenizer, :data:`CHAT_TEMPLATE` when ``chat``) and a 12-problem JSONL dataset; returns the dataset's path."""
+    import json
+    import string
+
+    from rlint.policy import build_char_tokenizer, build_tiny_llama, save_policy
+
+    tokenizer = build_char_tokenizer(string.printable)
+    if chat:
+        tokenizer.chat_template = CHAT_TEMPLATE
+    model = build_tiny_llama(len(tokenizer), tokenizer, 32, 64, 2, 2, 512, seed=0)
+    save_policy(model, tokenizer, root / "checkpoints" / "round=0", {"origin": "test"})
+    data = root / "problems.jsonl"
+    data.write_text("".join(json.dumps({"question": f"What is {a} plus {b}?", "answer": str(a + b)}) + "\n" for a in range(6) for b in range(2)))
+    return data

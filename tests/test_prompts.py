@@ -1,30 +1,19 @@
 """task.chat_template: prompts go to an instruct model through its own chat template; refused without one."""
 
-import json
-import string
-
 import yaml
 
 from rlint.cli import main as rlint_main
 from rlint.config import load_params
 from rlint.data import read_rows
-from rlint.policy import build_char_tokenizer, build_tiny_llama, save_policy
 from rlint.prompts import encode_prompt
 from rlint.stages import archive, rollout
 from rlint.tasks import load_task
-
-CHAT = "{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}\n{% endfor %}{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
+from tests.conftest import REPO, instruct_model_and_dataset
 
 
 def _workspace(root, chat: bool, system_prompt=None):
-    tokenizer = build_char_tokenizer(string.printable)
-    if chat:
-        tokenizer.chat_template = CHAT
-    model = build_tiny_llama(len(tokenizer), tokenizer, 32, 64, 2, 2, 512, seed=0)
-    save_policy(model, tokenizer, root / "checkpoints" / "round=0", {"origin": "test"})
-    data = root / "problems.jsonl"
-    data.write_text("".join(json.dumps({"question": f"What is {a} plus {b}?", "answer": str(a + b)}) + "\n" for a in range(6) for b in range(2)))
-    params = yaml.safe_load((__import__("tests.conftest", fromlist=["REPO"]).REPO / "params.yaml").read_text())
+    data = instruct_model_and_dataset(root, chat)
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["task"].update({"name": "dataset", "path": str(data), "chat_template": True, "system_prompt": system_prompt})
     params["sampling"].update({"engine": "transformers", "max_new_tokens": 8})
     params["rollout"].update({"prompts_per_round": 2, "samples_per_prompt": 2})

@@ -5,8 +5,6 @@ prompt is ``task.repair_template`` wrapped in the model's own chat template, the
 it and writes repair rows, and without a chat template the stage refuses with exit 2, writing nothing.
 """
 
-import json
-import string
 
 import pytest
 import yaml
@@ -14,23 +12,16 @@ import yaml
 from rlint.cli import main as rlint_main
 from rlint.config import load_params
 from rlint.data import dataset_path, read_rows
-from rlint.policy import build_char_tokenizer, build_tiny_llama, save_policy
 from rlint.stages import mine, rollout
 from rlint.stages.repair import repair_prompt_ids
 from rlint.tasks import load_task
+from tests.conftest import instruct_model_and_dataset
 
 pytestmark = pytest.mark.slow
-CHAT = "{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}\n{% endfor %}{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
 
 
 def _workspace(tmp_path, chat: bool):
-    tokenizer = build_char_tokenizer(string.printable)
-    if chat:
-        tokenizer.chat_template = CHAT
-    model = build_tiny_llama(len(tokenizer), tokenizer, 32, 64, 2, 2, 512, seed=0)
-    save_policy(model, tokenizer, tmp_path / "checkpoints" / "round=0", {"origin": "test"})
-    data = tmp_path / "problems.jsonl"
-    data.write_text("".join(json.dumps({"question": f"What is {a} plus {b}?", "answer": str(a + b)}) + "\n" for a in range(6) for b in range(2)))
+    data = instruct_model_and_dataset(tmp_path, chat)
     params = {
         "task": {"name": "dataset", "path": str(data), "heldout_share": 0.2, "repair_chat": True,
                  "repair_template": "Fix this with few changes.\nQ: {question}\nWrong: {attempt}\nFixed:"},
