@@ -12,6 +12,7 @@ count or shapes do not match the model is refused: it belongs to another model.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import torch
@@ -46,6 +47,15 @@ def unflatten_state(flat: dict[str, torch.Tensor]) -> dict[int, dict[str, torch.
         _, index, name = key.split(".", 2)
         state.setdefault(int(index), {})[name] = tensor
     return state
+
+
+def copy_optimizer_state(source: Path, checkpoint: Path) -> bool:
+    """Copy the state stored in checkpoint ``source`` (if any) into ``checkpoint``; whether there was one."""
+    if not state_path(source).exists():
+        return False
+    state_path(checkpoint).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(state_path(source), state_path(checkpoint))
+    return True
 
 
 def save_optimizer_state(optimizer: torch.optim.Optimizer, checkpoint: Path) -> Path:

@@ -46,7 +46,7 @@ from accelerate.utils import DistributedType, gather_object, set_seed
 from rlint.config import ConfigError, OptimizeConfig, Params, round_seed
 from rlint.data import read_rows
 from rlint.losses import aggregation_denominator, policy_objective, token_logprobs_and_entropy
-from rlint.optimizer_state import OptimizerStateError, load_optimizer_state, save_optimizer_state, state_path
+from rlint.optimizer_state import OptimizerStateError, copy_optimizer_state, load_optimizer_state, save_optimizer_state
 from rlint.policy import load_policy
 from rlint.stages.common import atomic_directory, checkpoint_path, metrics_path, write_json_atomic
 
@@ -172,9 +172,8 @@ def carry_over_checkpoint(previous: Path, path: Path, extra: dict, with_optimize
         for item in sorted(Path(previous).iterdir()):
             if item.is_file() and item.name != "rlint.json":
                 shutil.copyfile(item, tmp / item.name)
-        if with_optimizer_state and state_path(previous).exists():
-            state_path(tmp).parent.mkdir()
-            shutil.copyfile(state_path(previous), state_path(tmp))
+        if with_optimizer_state:
+            copy_optimizer_state(previous, tmp)
         (tmp / "rlint.json").write_text(json.dumps(extra, indent=2, sort_keys=True) + "\n")
 
 
@@ -344,9 +343,8 @@ def save_checkpoint(accelerator: Accelerator, model, tokenizer, path: Path, extr
             (tmp / "rlint.json").write_text(json.dumps(extra, indent=2, sort_keys=True) + "\n")
             if optimizer is not None:
                 save_optimizer_state(optimizer, tmp)
-            elif optimizer_from is not None and state_path(optimizer_from).exists():
-                state_path(tmp).parent.mkdir()
-                shutil.copyfile(state_path(optimizer_from), state_path(tmp))
+            elif optimizer_from is not None:
+                copy_optimizer_state(optimizer_from, tmp)
     accelerator.wait_for_everyone()
 
 
