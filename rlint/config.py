@@ -58,6 +58,7 @@ class TaskConfig:
     operand_max: int = 9  # arithmetic: operands are 1..operand_max
     value_max: int = 99  # arithmetic: intermediate values stay in 0..value_max
     operators: str = "+-*"  # arithmetic: subset of "+-*"
+    modulus: int | None = None  # arithmetic: every written value is reduced modulo this, multipliers coprime to it (value_max unused); None: off
     heldout_share: float = 0.2  # share of problems held out for evaluation
     path: str | None = None  # dataset: Parquet or JSONL file of problems
     question_field: str = "question"  # dataset: column holding the problem text
@@ -90,6 +91,20 @@ class TaskConfig:
             raise ConfigError("task.system_prompt: needs task.chat_template: true (a system message exists only in a chat template)")
         if self.repair_chat and self.name != "dataset":
             raise ConfigError("task.repair_chat: only for task.name 'dataset' (the embedded tokenizer has no chat template)")
+        if self.name == "arithmetic":
+            self.arithmetic()  # its checks, before anything is written
+        elif self.modulus is not None:
+            raise ConfigError("task.modulus: only for task.name 'arithmetic'")
+
+    def arithmetic(self):
+        """The embedded task's own config (rlint/tasks/arithmetic.py); its refusals become ConfigErrors naming the key."""
+        from rlint.tasks.arithmetic import ArithmeticConfig
+
+        try:
+            return ArithmeticConfig(seed=self.seed, min_steps=self.min_steps, max_steps=self.max_steps, operand_max=self.operand_max,
+                                    value_max=self.value_max, operators=self.operators, heldout_share=self.heldout_share, modulus=self.modulus)
+        except TaskInputError as err:
+            raise ConfigError(str(err)) from None
 
 
 @dataclass(frozen=True)
@@ -366,6 +381,8 @@ class Params:
             raise ConfigError(f"credit.continuation_weight={self.credit.continuation_weight} trains mining continuations, sampled at "
                               f"mine.temperature={self.mine.temperature}, with a loss at sampling.temperature={self.sampling.temperature}: "
                               "make the two equal, or set credit.continuation_weight: 0")
+        if self.task.name == "arithmetic":
+            self._check_chain_fits()
         rows = self.rollout.prompts_per_round * self.rollout.samples_per_prompt
         if max(rows, self.evaluate.problems) > self.limits.max_rows_per_round:
             what = (f"rollout.prompts_per_round * rollout.samples_per_prompt = {rows} rollouts" if rows > self.evaluate.problems
@@ -382,6 +399,19 @@ class Params:
         ids = sorted(item["id"] for item in self.rounds.values())
         if ids != list(range(1, len(ids) + 1)):
             raise ConfigError(f"rounds: ids must be 1, 2, ... without gaps (each round reads the previous one's checkpoint), got {ids}")
+
+
+    def _check_chain_fits(self) -> None:
+        """The longest embedded chain (one character per token) must fit the completion limit, and prompt and
+        completion the embedded model's context."""
+        arithmetic = self.task.arithmetic()
+        completion, prompt = arithmetic.completion_chars() + 1, arithmetic.prompt_chars()  # + 1: end of sequence
+        if completion > self.sampling.max_new_tokens:
+            raise ConfigError(f"task.max_steps={self.task.max_steps}: a solution takes up to {completion} tokens, more than "
+                              f"sampling.max_new_tokens={self.sampling.max_new_tokens}: raise sampling.max_new_tokens or shorten the chains")
+        if self.bootstrap.model_path is None and prompt + completion > self.bootstrap.max_length:
+            raise ConfigError(f"task.max_steps={self.task.max_steps}: prompt and solution take up to {prompt + completion} tokens, more than "
+                              f"the embedded model's context bootstrap.max_length={self.bootstrap.max_length}: raise it or shorten the chains")
 
 
 def _coerce(value, annotation, where: str):

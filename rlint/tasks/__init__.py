@@ -19,6 +19,7 @@ def load_task(task_config, limits=None) -> Task:
                 value_max=task_config.value_max,
                 operators=task_config.operators,
                 heldout_share=task_config.heldout_share,
+                modulus=getattr(task_config, "modulus", None),
             )
         )
         task.merge_empty_steps = bool(task_config.merge_empty_steps)  # None: off, the embedded task writes no blank lines

@@ -6,7 +6,10 @@ A problem is a start value and a chain of operations applied left to right::
     solution    12+7=19\\n19*3=57\\n57-5=52\\nA:52\\n
 
 One step per line; the last line gives the final answer. Every intermediate value stays in
-``[0, value_max]`` (operations that would leave it are re-drawn), so numbers stay short.
+``[0, value_max]`` (operations that would leave it are re-drawn), so numbers stay short. With
+``modulus`` set, every written value is reduced modulo it instead (``57*7=99`` modulo 100) and
+nothing is re-drawn; multiplication operands are then units modulo ``modulus`` (coprime to it),
+so every operation is one-to-one and a wrong line can never be silently undone by a later one.
 Problems are generated from ``(seed, split, index)`` alone, and the split of a problem is
 decided by a hash of its text, so train and held-out are disjoint by construction.
 """
@@ -14,6 +17,7 @@ decided by a hash of its text, so train and held-out are disjoint by constructio
 from __future__ import annotations
 
 import hashlib
+import math
 import random
 import re
 from dataclasses import dataclass
@@ -43,6 +47,7 @@ class ArithmeticConfig:
     value_max: int = 99  # every intermediate value stays in 0..value_max
     operators: str = "+-*"
     heldout_share: float = 0.2  # share of the problem space that belongs to "heldout"
+    modulus: int | None = None  # every written value is reduced modulo this (value_max unused); None: values stay in 0..value_max
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_steps <= self.max_steps:
@@ -54,13 +59,65 @@ class ArithmeticConfig:
             raise TaskInputError(f"task.operators={self.operators!r}: use a non-empty subset of '+-*'")
         if not 0.0 < self.heldout_share < 1.0:
             raise TaskInputError(f"task.heldout_share={self.heldout_share}: must be in (0, 1)")
+        if self.modulus is not None:
+            if not 2 <= self.modulus <= MAX_MODULUS:
+                raise TaskInputError(f"task.modulus={self.modulus}: must be in 2..{MAX_MODULUS} (or null: no modulus)")
+            if "*" in self.operators and not multipliers(self.operand_max, self.modulus):
+                raise TaskInputError(f"task.modulus={self.modulus}, task.operand_max={self.operand_max}: no multiplier in 2..operand_max is "
+                                     "coprime to the modulus (multiplication would not be one-to-one): raise operand_max or change the modulus")
+
+    @property
+    def value_limit(self) -> int:
+        """The largest value a line can write."""
+        return self.value_max if self.modulus is None else self.modulus - 1
+
+    def line_chars(self) -> int:
+        """Characters of the longest step line, newline included (``a<op>b=c\\n``)."""
+        digits = len(str(self.value_limit))
+        return 2 * digits + len(str(self.operand_max)) + 3
+
+    def completion_chars(self) -> int:
+        """Characters of the longest reference solution: ``max_steps`` lines and the answer line."""
+        return self.max_steps * self.line_chars() + len(str(self.value_limit)) + 3
+
+    def prompt_chars(self) -> int:
+        """Characters of the longest prompt: ``Q:<start>,<op><operand>,...\\n``."""
+        return 3 + len(str(self.value_limit)) + self.max_steps * (2 + len(str(self.operand_max)))
 
 
-def solve(start: int, ops: list[tuple[str, int]]) -> list[str]:
-    """The worked solution as lines (without newlines): one per operation, then ``A:<answer>``."""
+MAX_MODULUS = 10**6
+
+
+def multipliers(operand_max: int, modulus: int | None) -> list[int]:
+    """Multiplication operands: ``1..operand_max``, or with a modulus those in ``2..operand_max`` coprime to it.
+
+    >>> multipliers(9, 100), multipliers(9, None)[:3]
+    ([3, 7, 9], [1, 2, 3])
+    """
+    if modulus is None:
+        return list(range(1, operand_max + 1))
+    return [b for b in range(2, operand_max + 1) if math.gcd(b, modulus) == 1]
+
+
+def apply(op: str, value: int, operand: int, modulus: int | None = None) -> int:
+    """One step's result, reduced modulo ``modulus`` when there is one.
+
+    >>> apply("*", 57, 7), apply("*", 57, 7, 100), apply("-", 3, 5, 100)
+    (399, 99, 98)
+    """
+    result = _OPS[op](value, operand)
+    return result if modulus is None else result % modulus
+
+
+def solve(start: int, ops: list[tuple[str, int]], modulus: int | None = None) -> list[str]:
+    """The worked solution as lines (without newlines): one per operation, then ``A:<answer>``.
+
+    >>> solve(57, [("*", 7), ("+", 3)], 100)
+    ['57*7=99', '99+3=2', 'A:2']
+    """
     lines, value = [], start
     for op, operand in ops:
-        result = _OPS[op](value, operand)
+        result = apply(op, value, operand, modulus)
         lines.append(f"{value}{op}{operand}={result}")
         value = result
     lines.append(f"A:{value}")
@@ -90,17 +147,27 @@ class ArithmeticTask:
 
     def __init__(self, config: ArithmeticConfig | None = None) -> None:
         self.config = config or ArithmeticConfig()
+        self._multipliers = multipliers(self.config.operand_max, self.config.modulus)
+
+    def _solve(self, start: int, ops: list[tuple[str, int]]) -> list[str]:
+        return solve(start, ops, self.config.modulus)
+
+    def _off(self, right: int, rng: random.Random) -> int:
+        """A value off from ``right`` by a little (1-3 or 10), reduced modulo the modulus if any."""
+        wrong = right + rng.choice((-3, -2, -1, 1, 2, 3, -10, 10))
+        return wrong if self.config.modulus is None else wrong % self.config.modulus
 
     # -- problems ---------------------------------------------------------------------------
     def _draw(self, rng: random.Random) -> tuple[int, list[tuple[str, int]]]:
         cfg = self.config
         n_steps = rng.randint(cfg.min_steps, cfg.max_steps)
-        value = rng.randint(0, cfg.value_max)
+        value = rng.randint(0, cfg.value_limit)
         start, ops = value, []
         while len(ops) < n_steps:
-            op, operand = rng.choice(cfg.operators), rng.randint(1, cfg.operand_max)
-            result = _OPS[op](value, operand)
-            if 0 <= result <= cfg.value_max:
+            op = rng.choice(cfg.operators)
+            operand = rng.choice(self._multipliers) if op == "*" and cfg.modulus is not None else rng.randint(1, cfg.operand_max)
+            result = apply(op, value, operand, cfg.modulus)
+            if 0 <= result <= cfg.value_limit:
                 ops.append((op, operand))
                 value = result
         return start, ops
@@ -122,20 +189,20 @@ class ArithmeticTask:
             if self.split_of(prompt) != split:
                 continue
             if index >= start:
-                answer = solve(first, ops)[-1][2:]
+                answer = self._solve(first, ops)[-1][2:]
                 out.append(Problem(problem_id=f"{split}-{index:06d}", prompt=prompt, answer=answer))
             index += 1
         return out
 
     def solution(self, problem: Problem) -> str:
         """The reference worked solution, ending with a newline."""
-        return "\n".join(solve(*parse_prompt(problem.prompt))) + "\n"
+        return "\n".join(self._solve(*parse_prompt(problem.prompt))) + "\n"
 
     def faithful_example(self, problem: Problem, rng: random.Random) -> tuple[str, str]:
         """A worked solution that goes on faithfully from one wrong line: ``(context, target)``.
 
         One step, drawn by ``rng``, gets a wrong result (off by 1-3 or 10, kept in
-        ``0..value_max``); every later line computes from the value actually written, so the
+        ``0..value_max``, or reduced modulo ``modulus``); every later line computes from the value actually written, so the
         final answer is wrong too. ``context`` is the completion up to and including the wrong
         line, ``target`` the rest. A model trained on ``target`` only learns to continue from
         what it wrote rather than from the reference chain, so its errors propagate to the
@@ -148,14 +215,14 @@ class ArithmeticTask:
         """
         start, ops = parse_prompt(problem.prompt)
         wrong_at = rng.randrange(len(ops))
-        *head, answer_so_far = solve(start, ops[:wrong_at])  # the reference lines before the wrong step
+        *head, answer_so_far = self._solve(start, ops[:wrong_at])  # the reference lines before the wrong step
         value = int(answer_so_far[2:])
         op, operand = ops[wrong_at]
-        right = wrong = _OPS[op](value, operand)
-        while wrong == right or not 0 <= wrong <= self.config.value_max:
-            wrong = right + rng.choice((-3, -2, -1, 1, 2, 3, -10, 10))
+        right = wrong = apply(op, value, operand, self.config.modulus)
+        while wrong == right or not 0 <= wrong <= self.config.value_limit:
+            wrong = self._off(right, rng)
         context = head + [f"{value}{op}{operand}={wrong}"]
-        return "".join(line + "\n" for line in context), "".join(line + "\n" for line in solve(wrong, ops[wrong_at + 1 :]))
+        return "".join(line + "\n" for line in context), "".join(line + "\n" for line in self._solve(wrong, ops[wrong_at + 1 :]))
 
     # -- verifiers --------------------------------------------------------------------------
     def reward(self, completion: str, answer: str) -> float | None:
@@ -187,7 +254,7 @@ class ArithmeticTask:
         >>> task.first_error_step(p, "3+4=7\\n7*2=15\\nA:15\\n")
         2
         """
-        reference = solve(*parse_prompt(problem.prompt))
+        reference = self._solve(*parse_prompt(problem.prompt))
         lines = completion.split("\n")
         for index, expected in enumerate(reference):
             if index >= len(lines) or lines[index].strip() != expected:
@@ -208,7 +275,7 @@ class ArithmeticTask:
         The wrong line, at a step drawn by ``rng``, is one of: a result off by a little (1-3 or
         10); the result of another operator; a correct line followed by a wrong copy of its
         value at the start of the next line (the next result is computed from the copy). Every
-        value stays in ``0..value_max``; the final answer is wrong.
+        value stays in ``0..value_max`` (reduced modulo ``modulus`` if set); the final answer is wrong.
 
         >>> task = ArithmeticTask()
         >>> attempt = task.wrong_attempt(Problem("x", "Q:3,+4,*2\\n", "14"), random.Random(3))
@@ -216,30 +283,30 @@ class ArithmeticTask:
         ('3+4=7\\n6*2=12\\nA:12\\n', 0.0)
         """
         start, ops = parse_prompt(problem.prompt)
-        value_max = self.config.value_max
+        value_max, modulus = self.config.value_limit, self.config.modulus
         for _ in range(100):
             at = rng.randrange(len(ops))
-            *head, value_line = solve(start, ops[:at])
+            *head, value_line = self._solve(start, ops[:at])
             value = int(value_line[2:])
             op, operand = ops[at]
-            right = _OPS[op](value, operand)
+            right = apply(op, value, operand, modulus)
             kind = rng.choice(("off", "operator", "copy") if at + 1 < len(ops) else ("off", "operator"))
             if kind == "off":
-                wrong = right + rng.choice((-3, -2, -1, 1, 2, 3, -10, 10))
+                wrong = self._off(right, rng)
             elif kind == "operator":
-                wrong = _OPS[rng.choice([o for o in "+-*" if o != op])](value, operand)
+                wrong = apply(rng.choice([o for o in "+-*" if o != op]), value, operand, modulus)
             else:  # the line is right; the next one starts from a wrong copy of its value
-                copied = right + rng.choice((-3, -2, -1, 1, 2, 3, -10, 10))
+                copied = self._off(right, rng)
                 next_op, next_operand = ops[at + 1]
-                result = _OPS[next_op](copied, next_operand)
+                result = apply(next_op, copied, next_operand, modulus)
                 if not (0 <= copied <= value_max and 0 <= result <= value_max):
                     continue
-                lines = head + [f"{value}{op}{operand}={right}", f"{copied}{next_op}{next_operand}={result}"] + solve(result, ops[at + 2:])
+                lines = head + [f"{value}{op}{operand}={right}", f"{copied}{next_op}{next_operand}={result}"] + self._solve(result, ops[at + 2:])
                 return "".join(line + "\n" for line in lines)
             if wrong == right or not 0 <= wrong <= value_max:
                 continue
             # every operation is one-to-one on integers, so a wrong value gives a wrong answer
-            lines = head + [f"{value}{op}{operand}={wrong}"] + solve(wrong, ops[at + 1:])
+            lines = head + [f"{value}{op}{operand}={wrong}"] + self._solve(wrong, ops[at + 1:])
             return "".join(line + "\n" for line in lines)
         return ""  # no wrong line fits this problem's range (rare): the caller skips it
 

@@ -77,7 +77,7 @@ def test_verifiers_never_raise_on_arbitrary_text(text):
 
 @pytest.mark.parametrize("kwargs", [
     {"min_steps": 0}, {"min_steps": 4, "max_steps": 3}, {"operators": "/"}, {"operators": ""},
-    {"heldout_share": 1.0}, {"operand_max": 0},
+    {"heldout_share": 1.0}, {"operand_max": 0}, {"modulus": 1}, {"modulus": 2520}, {"modulus": 10**7},
 ])
 def test_bad_difficulty_is_refused(kwargs):
     with pytest.raises(TaskInputError):
@@ -107,3 +107,35 @@ def test_faithful_example_goes_on_from_its_one_wrong_line():
             value = int(line.split("=")[1])
         assert written[-1] == f"A:{value}"
         assert task.reward(completion, problem.answer) == 0.0
+
+
+def test_modular_chains_keep_every_value_below_the_modulus_and_every_step_one_to_one():
+    """``task.modulus``: values reduced modulo it, multipliers coprime to it, so a wrong line always reaches a wrong answer."""
+    import random
+
+    task = ArithmeticTask(ArithmeticConfig(modulus=100, min_steps=6, max_steps=8))
+    problems = task.problems("train", 0, 300)
+    assert problems == ArithmeticTask(ArithmeticConfig(modulus=100, min_steps=6, max_steps=8)).problems("train", 0, 300)
+    assert {p.prompt for p in problems}.isdisjoint(p.prompt for p in task.problems("heldout", 0, 300))
+    for index, problem in enumerate(problems):
+        start, ops = parse_prompt(problem.prompt)
+        assert 6 <= len(ops) <= 8 and 0 <= start < 100
+        assert all(operand in (3, 7, 9) for op, operand in ops if op == "*")
+        value = start
+        for line, (op, operand) in zip(task.solution(problem).split("\n"), ops):
+            expected = {"+": value + operand, "-": value - operand, "*": value * operand}[op] % 100
+            assert line == f"{value}{op}{operand}={expected}"
+            value = expected
+        assert problem.answer == str(value)
+        attempt = task.wrong_attempt(problem, random.Random(index))
+        assert attempt and task.reward(attempt, problem.answer) == 0.0 and task.first_error_step(problem, attempt) is not None
+        context, target = task.faithful_example(problem, random.Random(index))
+        assert task.reward(context + target, problem.answer) == 0.0
+    # a wrong line reduced modulo 100 is still wrong at its own step
+    assert task.first_error_step(problems[0], task.solution(problems[0]).replace("=", "=1", 1)) == 1
+
+
+def test_modulus_off_leaves_the_problems_as_they_were():
+    """``modulus: None`` draws exactly today's problems (the committed base was trained on them)."""
+    assert ArithmeticTask(ArithmeticConfig(modulus=None)).problems("train", 0, 3)[0] == ArithmeticTask().problems("train", 0, 3)[0]
+    assert [p.prompt for p in ArithmeticTask().problems("heldout", 0, 3)] == ["Q:55,+1,+2,+7,-4,-9\n", "Q:47,+8,*1,-5,-6,+3\n", "Q:69,-3,-6,-9,+8\n"]
