@@ -23,7 +23,21 @@ import numpy as np
 import yaml
 
 ROUND_STAGES = ("rollout", "mine", "correct", "archive", "credit", "optimize", "evaluate")
-MODES_ORDER = ("outcome", "internalized", "oracle")
+MODES_ORDER = ("outcome", "internalized", "internalized_repair", "oracle", "oracle_repair")
+# a benchmark's mode label -> (params.yaml ``mode``, the parameters that make the label); the label's
+# parameters win over --set / --set-mode. ``oracle`` is the search family's oracle whatever the base
+# strategy (as before the oracle repair existed); ``*_repair`` are the repair family (docs/method.md, "Modes").
+REPAIR = {"mine.strategy": "repair", "credit.estimator": "repair_diff"}
+MODE_LABELS = {
+    "outcome": ("outcome", {}),
+    "internalized": ("internalized", {}),
+    "internalized_repair": ("internalized", REPAIR),
+    "oracle": ("oracle", {"mine.strategy": "search"}),
+    "oracle_repair": ("oracle", REPAIR),
+}
+ORACLES = ("oracle", "oracle_repair")
+# the oracle each label's gap is closed towards: the first of these that ran (the upper bound of its own identify family first)
+GAP_ORACLES = {"internalized_repair": ("oracle_repair", "oracle")}
 
 log = logging.getLogger(__name__)
 
@@ -70,9 +84,11 @@ def summarize(records: list[dict], budget: float) -> dict:
     """The benchmark's answer: final accuracies, tokens to reach outcome's final accuracy, gap closed.
 
     ``grid`` is every distinct cumulative token count of any campaign up to ``budget`` (plus 0 and
-    the budget), so the step curves are exact. ``gap_closed`` is
+    the budget), so the step curves are exact. ``gaps_closed`` is
     ``(mode - outcome) / (oracle - outcome)`` of the mean final accuracies for each mode other than
-    those two (None when the oracle is not above outcome); ``gap_closed`` is that of ``internalized``.
+    outcome and the oracles (None when that oracle is not above outcome), where the oracle is the
+    mode's own (:data:`GAP_ORACLES`: ``oracle_repair`` for ``internalized_repair`` when it ran) or
+    else ``oracle``; ``gap_oracles`` names it; ``gap_closed`` is that of ``internalized``.
     """
     grid = np.array(sorted({0.0, float(budget)} | {float(r["cumulative_tokens"]) for r in records if r["cumulative_tokens"] <= budget}))
     curves = mode_curves(records, grid)
@@ -80,23 +96,26 @@ def summarize(records: list[dict], budget: float) -> dict:
     summary = {"budget": budget, "grid": grid, "curves": curves, "final_mean": final,
                "final_std": {mode: float(c["std"][-1]) for mode, c in curves.items()},
                "final_sem": {mode: float(c["sem"][-1]) for mode, c in curves.items()}, "tokens_to_outcome_final": {},
-               "gaps_closed": {}, "gap_closed": None}
+               "gaps_closed": {}, "gap_oracles": {}, "gap_closed": None}
     if "outcome" in final:
         for mode, c in curves.items():
             summary["tokens_to_outcome_final"][mode] = tokens_to_reach(grid, c["mean"], final["outcome"])
-    if {"outcome", "oracle"} <= set(final):
-        above = final["oracle"] > final["outcome"]
-        for mode in set(final) - {"outcome", "oracle"}:
-            summary["gaps_closed"][mode] = (final[mode] - final["outcome"]) / (final["oracle"] - final["outcome"]) if above else None
-        summary["gap_closed"] = summary["gaps_closed"].get("internalized")
+    for mode in sorted(set(final) - {"outcome", *ORACLES}) if "outcome" in final else []:
+        oracle = next((o for o in GAP_ORACLES.get(mode, ("oracle",)) if o in final), None)
+        if oracle is None:
+            continue
+        above = final[oracle] > final["outcome"]
+        summary["gaps_closed"][mode] = (final[mode] - final["outcome"]) / (final[oracle] - final["outcome"]) if above else None
+        summary["gap_oracles"][mode] = oracle
+    summary["gap_closed"] = summary["gaps_closed"].get("internalized")
     return summary
 
 
 def summary_record(records: list[dict], summary: dict) -> dict:
     """The JSON form of a summary: per mode ``final_acc_mean``, ``final_acc_std`` (sample, over seeds),
     ``final_acc_sem``, ``seeds``, ``rounds_mean``, ``tokens_to_outcome_final`` and its share of the
-    budget ``tokens_to_outcome_final_share`` (None: never reached), and ``gap_closed`` for every mode
-    that is neither outcome nor oracle; ``differences``: each mode's final mean minus outcome's with
+    budget ``tokens_to_outcome_final_share`` (None: never reached), and ``gap_closed`` (with the oracle it
+    is measured against, ``gap_oracle``) for every mode that is neither outcome nor an oracle; ``differences``: each mode's final mean minus outcome's with
     its standard error ``sqrt(sem_mode^2 + sem_outcome^2)``."""
     budget = summary["budget"]
     modes = {}
@@ -109,6 +128,7 @@ def summary_record(records: list[dict], summary: dict) -> dict:
                        "tokens_to_outcome_final": reach, "tokens_to_outcome_final_share": None if reach is None else reach / budget}
         if mode in summary["gaps_closed"]:
             modes[mode]["gap_closed"] = summary["gaps_closed"][mode]
+            modes[mode]["gap_oracle"] = summary["gap_oracles"][mode]
     differences = {}
     if "outcome" in modes:
         for mode, entry in modes.items():
@@ -122,17 +142,18 @@ def summary_table(records: list[dict], summary: dict) -> str:
     """A plain-text table: per mode, seeds, rounds run, final accuracy (mean ± std, min–max), tokens to reach outcome's final."""
     budget = summary["budget"]
     lines = [f"budget: {budget:,.0f} generated tokens per campaign (rollouts + mining + correction)",
-             f"{'mode':<13}{'seeds':>6}{'rounds':>8}{'final_acc':>11}{'std':>7}{'sem':>7}{'min':>7}{'max':>7}{'tokens_to_outcome_final':>25}{'share_of_budget':>17}"]
+             f"{'mode':<20}{'seeds':>6}{'rounds':>8}{'final_acc':>11}{'std':>7}{'sem':>7}{'min':>7}{'max':>7}{'tokens_to_outcome_final':>25}{'share_of_budget':>17}"]
     for mode, curve in summary["curves"].items():
         rounds = [max(r["round"] for r in records if r["mode"] == mode and r["seed"] == s and r["cumulative_tokens"] <= budget)
                   for s in sorted({r["seed"] for r in records if r["mode"] == mode})]
         reach = summary["tokens_to_outcome_final"].get(mode)
         reach_text = "never" if reach is None else f"{reach:,.0f}"
         share = "-" if reach is None else f"{reach / budget:.2f}"
-        lines.append(f"{mode:<13}{curve['per_seed'].shape[0]:>6}{np.mean(rounds):>8.1f}{curve['mean'][-1]:>11.3f}{curve['std'][-1]:>7.3f}"
+        lines.append(f"{mode:<20}{curve['per_seed'].shape[0]:>6}{np.mean(rounds):>8.1f}{curve['mean'][-1]:>11.3f}{curve['std'][-1]:>7.3f}"
                      f"{curve['sem'][-1]:>7.3f}{curve['min'][-1]:>7.3f}{curve['max'][-1]:>7.3f}{reach_text:>25}{share:>17}")
     for mode, gap in sorted(summary["gaps_closed"].items()):
-        lines.append(f"gap closed by {mode} (outcome -> oracle, final means): " + ("n/a (oracle not above outcome)" if gap is None else f"{gap:.2f}"))
+        oracle = summary["gap_oracles"][mode]
+        lines.append(f"gap closed by {mode} (outcome -> {oracle}, final means): " + (f"n/a ({oracle} not above outcome)" if gap is None else f"{gap:.2f}"))
     return "\n".join(lines)
 
 
@@ -143,9 +164,11 @@ def _modes(records: list[dict]) -> list[str]:
 
 # -- I/O: one campaign ----------------------------------------------------------------------------
 def campaign_params(base: dict, mode: str, seed: int, max_rounds: int, overrides: dict | None = None) -> dict:
-    """params.yaml content of one campaign: the base parameters, the mode, the seed and the rounds."""
+    """params.yaml content of one campaign: the base parameters, the overrides, the mode label's
+    parameters (:data:`MODE_LABELS`; a name that is no label is taken as a params mode), the seed and the rounds."""
     params = copy.deepcopy(base)
-    for key, value in (overrides or {}).items():
+    mode, label_overrides = MODE_LABELS.get(mode, (mode, {}))
+    for key, value in {**(overrides or {}), **label_overrides}.items():
         section, _, field = key.partition(".")
         if field:
             params.setdefault(section, {})[field] = value

@@ -350,7 +350,7 @@ class LimitsConfig:
 @dataclass(frozen=True)
 class Params:
     seed: int = 0  # seeds every stage (combined with the round number)
-    mode: str = "internalized"  # "outcome" (GRPO), "internalized" (the method) or "oracle" (ground-truth first errors)
+    mode: str = "internalized"  # "outcome" (GRPO), "internalized" (the method) or "oracle" (ground-truth first errors; with mine.strategy repair, the oracle repair)
     task: TaskConfig = field(default_factory=TaskConfig)
     bootstrap: BootstrapConfig = field(default_factory=BootstrapConfig)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
@@ -374,9 +374,10 @@ class Params:
         if self.mode != "outcome" and not ESTIMATORS[self.credit.estimator].uses_mining:
             raise ConfigError(f"credit.estimator={self.credit.estimator!r} ignores mined failures and corrected branches, so mode={self.mode!r} "
                               "would mine for nothing: set mode: outcome, or credit.estimator: internalized")
-        if self.mode == "internalized" and self.mine.strategy == "repair" and self.credit.estimator != "repair_diff":
-            raise ConfigError(f"mine.strategy='repair' with credit.estimator={self.credit.estimator!r}: repairs are credited by their "
-                              "token difference, set credit.estimator: repair_diff")
+        # mode oracle with strategy repair is the oracle repair (rlint/stages/repair.py): credited like a self-repair
+        if self.mode in ("internalized", "oracle") and self.mine.strategy == "repair" and self.credit.estimator != "repair_diff":
+            raise ConfigError(f"mine.strategy='repair' with credit.estimator={self.credit.estimator!r} (mode={self.mode!r}): repairs are "
+                              "credited by their token difference, set credit.estimator: repair_diff")
         if self.credit.continuation_weight > 0 and self.mine.temperature != self.sampling.temperature:
             raise ConfigError(f"credit.continuation_weight={self.credit.continuation_weight} trains mining continuations, sampled at "
                               f"mine.temperature={self.mine.temperature}, with a loss at sampling.temperature={self.sampling.temperature}: "

@@ -63,13 +63,14 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("probe_steps", _ids),  # prefixes (in steps) whose value was estimated, in probe order
         ("probe_values", _floats),  # their estimated values
         ("decided_by", pa.string()),  # search: "probe", "sibling", "oracle", "prompt_unsolved"; repair: "repair", "repair_unverified",
-        # "repair_rewrite", "repair_in_prefix", "repair_truncated" (rlint/stages/repair.py); either: "no_steps"
+        # "repair_rewrite", "repair_in_prefix", "repair_truncated" (rlint/stages/repair.py); oracle repair: "oracle_repair", "oracle_none",
+        # "oracle_in_prefix", "oracle_truncated", "oracle_unverified"; either: "no_steps"
         ("continuations_spent", pa.int32()),  # samples drawn to identify it (value-probe continuations or repair attempts)
         ("tokens_spent", pa.int32()),  # tokens those samples generated
         ("true_first_error_step", pa.int32()),
         # mine.strategy repair (null / 0 otherwise): the kept repair, a completion of the problem's own prompt
         ("repair_token_ids", _ids),
-        ("repair_logprobs", _floats),  # sampled under the repair prompt (credit recomputes them under the original prompt)
+        ("repair_logprobs", _floats),  # sampled under the repair prompt; zeros for an oracle repair (credit recomputes them under the original prompt)
         ("repair_completion", pa.string()),
         ("repair_reward", pa.float32()),
         ("changed_spans", _ids),  # changed token ranges of the failed completion, flattened [start, end, ...]

@@ -14,7 +14,10 @@ sequences: the changed spans are where the failure went wrong. This module is th
   credit schemes of the ``repair_diff`` estimator (rlint/credit.py);
 - :func:`gate` and :func:`choose_repair`: which attempts count (verified, a small edit, a failed
   trajectory not cut by the length limit) and which one of a failure's attempts is kept (the
-  verified one with the smallest edit; the earliest on a tie).
+  verified one with the smallest edit; the earliest on a tie);
+- :func:`reference_tail`, :func:`oracle_repair`: the oracle repair (mode ``oracle`` with
+  ``mine.strategy: repair``), the upper bound of this family: the failure's tokens before its true
+  first error, then the reference chain from there, diffed by :func:`align` like a self-repair.
 
 Departures from the paper: a pure insertion (the repair adds tokens the failure lacks) marks the
 one failed token at the insertion point, the token the policy wrote where the missing text goes;
@@ -29,7 +32,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rlint.steps import prefix_offset
+from rlint.steps import prefix_offset, step_char_ends
+
+# decided_by of a failure located by a repair: the policy's own ("repair") or the oracle's ("oracle_repair");
+# correct turns its repair into a branch, credit diffs the two
+REPAIR_LOCATED = frozenset({"repair", "oracle_repair"})
 
 Spans = tuple[tuple[int, int], ...]  # half-open token ranges [start, end)
 
@@ -177,6 +184,31 @@ def choose_repair(rewards: list[float | None], alignments: list[Alignment], max_
     if passed:
         return min(passed, key=lambda i: (alignments[i].edit_size, i)), "repair"
     return None, "rewrite" if "rewrite" in verdicts else "unverified"
+
+
+# -- the oracle repair ----------------------------------------------------------------------------
+def reference_tail(reference: str, good_steps: int, delimiter: str, merge_empty: bool = False) -> str:
+    """The reference chain's text after its first ``good_steps`` steps (split as rlint/steps.py splits them).
+
+    >>> reference_tail("3+4=7\\n7*2=14\\nA:14\\n", 1, "\\n"), reference_tail("3+4=7\\nA:7\\n", 0, "\\n")
+    ('7*2=14\\nA:14\\n', '3+4=7\\nA:7\\n')
+    """
+    return reference[prefix_offset(step_char_ends(reference, delimiter, merge_empty), good_steps):]
+
+
+def oracle_repair(failed: list[int], keep: int, tail: list[int], eos_id: int) -> tuple[list[int], Alignment]:
+    """The oracle repair of a failed completion ``failed`` (F,) and its alignment with it.
+
+    The repair (R,) is ``failed[:keep]`` (the tokens before the true first error), the reference
+    chain's tokens from there ``tail``, and ``eos_id``, as a sampled completion ends. It is diffed
+    by :func:`align` exactly like a self-repair.
+
+    >>> ids, a = oracle_repair([5, 6, 7, 8, 2], 2, [5, 9, 8], 2)
+    >>> ids, a.failed_spans, a.repaired_spans, a.edit_size, a.first_change
+    ([5, 6, 5, 9, 8, 2], ((2, 3),), ((2, 4),), 0.4, 2)
+    """
+    repaired = list(failed[:keep]) + list(tail) + [eos_id]
+    return repaired, align(failed, repaired)
 
 
 # -- credit schemes of the repair_diff estimator (rlint/credit.py) ----------------------------------

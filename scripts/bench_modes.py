@@ -1,11 +1,14 @@
 """Internalized against outcome-only and oracle, at equal generated tokens, over seeds.
 
-Usage: python scripts/bench_modes.py [--budget 70000] [--seeds 0,1,2] [--modes outcome,internalized,oracle]
+Usage: python scripts/bench_modes.py [--budget 70000] [--seeds 0,1,2] [--modes outcome,internalized,internalized_repair,oracle,oracle_repair]
        [--checkpoint checkpoints/round=0] [--out bench/modes] [--engine transformers] [--set section.key=value ...]
 
 Every campaign starts from the same base policy (the committed bootstrap checkpoint) and runs
 the real round stages until it has generated ``--budget`` tokens (rollouts, mining
-continuations and correction samples all count). Writes to ``--out``:
+continuations and correction samples all count). A mode label is a params ``mode`` plus the
+parameters that make it (rlint.bench_modes.MODE_LABELS): ``internalized_repair`` and
+``oracle_repair`` are the repair family (``mine.strategy: repair``, ``credit.estimator:
+repair_diff``), ``oracle`` the search family's oracle. Writes to ``--out``:
 - ``records.parquet``: one row per (mode, seed, round): tokens by kind, cumulative tokens, held-out accuracy;
 - ``summary.txt``: the table printed at the end; ``summary.json``: the same figures per mode (rlint.bench_modes.summary_record);
 - ``accuracy_vs_tokens.png``: mean held-out accuracy against generated tokens, band = min..max over seeds;
@@ -26,7 +29,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from rlint.bench_modes import plot_curves, summarize, summary_record, summary_table  # noqa: E402
+from rlint.bench_modes import MODE_LABELS, MODES_ORDER, plot_curves, summarize, summary_record, summary_table  # noqa: E402
 from rlint.config import ENGINES  # noqa: E402
 
 
@@ -40,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint", default="checkpoints/round=0", help="the base policy every campaign starts from")
     parser.add_argument("--budget", type=int, default=70_000, help="generated tokens per campaign")
     parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--modes", default="outcome,internalized,oracle")
+    parser.add_argument("--modes", default="outcome,internalized,oracle", help=f"mode labels, of {', '.join(MODES_ORDER)}")
     parser.add_argument("--out", default="bench/modes")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a parameter for every campaign")
     parser.add_argument("--set-mode", action="append", default=[], metavar="MODE:SECTION.KEY=VALUE", help="override a parameter for one mode only")
@@ -82,6 +85,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench_modes: error: --set: {err}", file=sys.stderr)
         return 2
     modes = args.modes.split(",")
+    unknown = [m for m in modes if m not in MODE_LABELS]
+    if unknown and not args.from_records:
+        print(f"bench_modes: error: --modes: unknown label(s) {', '.join(unknown)}; use {', '.join(MODES_ORDER)}", file=sys.stderr)
+        return 2
     seeds = [int(s) for s in args.seeds.split(",")]
     out = Path(args.out)
     started = time.monotonic()
@@ -99,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
             for recs, seconds in _run_all(jobs, args.jobs):
                 records.extend(recs)
                 last = [r for r in recs if r["cumulative_tokens"] <= args.budget][-1]
-                print(f"{recs[0]['mode']:<13} seed {recs[0]['seed']}: {len(recs) - 1} rounds, {recs[-1]['cumulative_tokens']:,} tokens, "
+                print(f"{recs[0]['mode']:<20} seed {recs[0]['seed']}: {len(recs) - 1} rounds, {recs[-1]['cumulative_tokens']:,} tokens, "
                       f"accuracy {last['heldout_accuracy']:.3f} within budget, {seconds:.0f} s", flush=True)
                 pl.DataFrame(records).write_parquet(out / "records.parquet")
         except ConfigError as err:

@@ -80,6 +80,55 @@ def test_campaign_params_set_mode_seed_rounds_and_overrides():
     assert params["rounds"] == {"r1": {"id": 1, "prev": 0}, "r2": {"id": 2, "prev": 1}, "r3": {"id": 3, "prev": 2}}
 
 
+def test_mode_labels_set_their_params_and_every_label_loads(tmp_path):
+    import yaml
+
+    from rlint.bench_modes import MODE_LABELS, MODES_ORDER
+    from rlint.config import load_params
+
+    assert set(MODE_LABELS) == set(MODES_ORDER) and MODES_ORDER[:1] == ("outcome",)
+    base = yaml.safe_load((REPO / "params.yaml").read_text())
+    user = {"mine.strategy": "search", "credit.estimator": "internalized", "mine.max_failures": 3}  # a --set the labels' own keys win over
+    expected = {"outcome": ("outcome", "search", "internalized"), "internalized": ("internalized", "search", "internalized"),
+                "internalized_repair": ("internalized", "repair", "repair_diff"), "oracle": ("oracle", "search", "internalized"),
+                "oracle_repair": ("oracle", "repair", "repair_diff")}
+    for label, (mode, strategy, estimator) in expected.items():
+        params = campaign_params(base, label, 1, 2, user)
+        assert (params["mode"], params["mine"]["strategy"], params["credit"]["estimator"]) == (mode, strategy, estimator), label
+        assert params["mine"]["max_failures"] == 3
+        (tmp_path / f"{label}.yaml").write_text(yaml.safe_dump(params))
+        loaded = load_params(tmp_path / f"{label}.yaml")  # the config accepts every label
+        assert (loaded.mode, loaded.mine.strategy, loaded.credit.estimator) == (mode, strategy, estimator)
+    # the oracle label stays the search family's oracle even when the base parameters choose repair
+    assert campaign_params({**base, "mine": {**base["mine"], "strategy": "repair"}}, "oracle", 0, 1)["mine"]["strategy"] == "search"
+
+
+def test_repair_modes_close_their_gap_towards_the_oracle_of_their_family():
+    repair = [_rec("internalized_repair", s, 0, 0, 0.3) for s in (0, 1)] + [_rec("internalized_repair", s, 1, 30, 0.65) for s in (0, 1)]
+    oracle_repair = [_rec("oracle_repair", s, 0, 0, 0.3) for s in (0, 1)] + [_rec("oracle_repair", s, 1, 30, 0.75) for s in (0, 1)]
+    summary = summarize(RECORDS + repair + oracle_repair, 30)
+    assert summary["gap_oracles"] == {"internalized": "oracle", "internalized_repair": "oracle_repair"}
+    assert summary["gaps_closed"]["internalized_repair"] == pytest.approx((0.65 - 0.55) / (0.75 - 0.55))
+    assert summary["gap_closed"] == pytest.approx(0.6)  # internalized's, towards oracle, as before
+    record = summary_record(RECORDS + repair + oracle_repair, summary)
+    assert record["modes"]["internalized_repair"]["gap_oracle"] == "oracle_repair" and "gap_closed" not in record["modes"]["oracle_repair"]
+    assert list(record["modes"]) == ["outcome", "internalized", "internalized_repair", "oracle", "oracle_repair"]
+    assert "gap closed by internalized_repair (outcome -> oracle_repair, final means): 0.50" in summary_table(RECORDS + repair + oracle_repair, summary)
+    # without oracle_repair, the repair mode's gap is measured towards the search oracle
+    alone = summarize(RECORDS + repair, 30)
+    assert alone["gap_oracles"]["internalized_repair"] == "oracle"
+    assert alone["gaps_closed"]["internalized_repair"] == pytest.approx((0.65 - 0.55) / (0.8 - 0.55))
+
+
+def test_an_unknown_mode_label_is_refused_with_exit_code_2(tmp_path, tiny_checkpoint, capsys):
+    sys.path.insert(0, str(REPO / "scripts"))
+    import bench_modes
+
+    code = bench_modes.main(["--params", str(REPO / "params.yaml"), "--checkpoint", str(tiny_checkpoint), "--modes", "outcome,repair",
+                             "--out", str(tmp_path / "out")])
+    assert code == 2 and "--modes: unknown label(s) repair" in capsys.readouterr().err and not (tmp_path / "out").exists()
+
+
 @pytest.mark.slow
 def test_small_benchmark_through_the_command(tmp_path, tiny_checkpoint):
     """Three modes, two seeds, a budget of one or two tiny rounds: records agree with the stages' own metrics."""

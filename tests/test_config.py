@@ -31,6 +31,7 @@ def test_repository_params_load():
     ("bootstrap:\n  faithful_share: 1.5\n", "bootstrap.faithful_share=1.5"),
     ("mine:\n  strategy: guess\n", "mine.strategy='guess'"),
     ("mine:\n  strategy: repair\n", "set credit.estimator: repair_diff"),
+    ("mode: oracle\nmine:\n  strategy: repair\n", "mine.strategy='repair' with credit.estimator='internalized' (mode='oracle')"),
     ("mine:\n  repair_max_edit: 0\n", "mine.repair_max_edit=0.0"),
     ("mine:\n  repair_samples: 0\n", "mine.repair_samples must be >= 1"),
     ("task:\n  repair_template: '{question} fix it'\n", "task.repair_template='{question} fix it': must contain {attempt}"),

@@ -275,3 +275,29 @@ def test_continuation_rows_carry_reward_minus_prefix_value():
     assert [r["kind"] for r in off] == ["rollout", "rollout"]  # continuation_weight 0: not trained
     assert [r["kind"] for r in build_train_set(rollouts, failures, [], Params(mode="outcome", credit=CreditConfig(continuation_weight=0.5)),
                                                continuations=conts)] == ["rollout", "rollout"]
+
+
+def test_an_oracle_repair_is_credited_exactly_like_the_same_self_repair():
+    """repair_diff reads an oracle repair's failure row and branch as a self-repair's: same advantages, weights and rows."""
+    import dataclasses
+
+    from rlint.stages.correct import repair_branch
+    from rlint.stages.repair import identify_by_oracle_repair, identify_by_repair
+    from tests.stages.test_repair import PROBLEM, RIGHT, TASK, WRONG, ScriptedEngine, params, rollout_row
+
+    engine = ScriptedEngine([RIGHT])
+    right = dict(rollout_row(engine, RIGHT, rollout_id="r1-p-s0"), reward=1.0)
+    wrong = dict(rollout_row(engine, WRONG, rollout_id="r1-p-s1"), reward=TASK.reward(WRONG, PROBLEM.answer))
+    for i, row in enumerate((right, wrong)):
+        row.update(round=1, policy_version=0, sample_index=i, logprobs=[-1.0] * len(row["token_ids"]), completion=engine.decode(row["token_ids"]))
+    (self_failure,) = identify_by_repair([wrong], engine, TASK, params(repair_samples=1), seed=0, round_id=1)
+    (oracle_failure,) = identify_by_oracle_repair([wrong], TASK, engine.tokenizer, round_id=1)
+    old = {"r1-p-s1-repair": [-0.25] * len(oracle_failure["repair_token_ids"])}  # what credit.run recomputes under the original prompt
+    trained = {}
+    for name, failure, mode in (("self", self_failure, "internalized"), ("oracle", oracle_failure, "oracle")):
+        p = dataclasses.replace(params(strategy="repair"), mode=mode)
+        trained[name] = build_train_set([right, wrong], [failure], [repair_branch(failure, wrong)], p, task=TASK, repair_logprobs=old)
+    assert [r["kind"] for r in trained["oracle"]] == ["rollout", "rollout", "repair"]
+    assert trained["oracle"] == trained["self"]
+    failed = trained["oracle"][1]
+    assert [WRONG[i] for i, w in enumerate(failed["loss_weights"]) if w > 0] == ["6"] and min(failed["advantages"]) == -1.0

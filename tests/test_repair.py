@@ -8,7 +8,7 @@ import pytest
 
 from rlint.config import CreditConfig
 from rlint.credit import ESTIMATORS, BranchInput, CreditInputs, LocatedFailure
-from rlint.repair import align, choose_repair, gate, span_mask, step_of, unflatten_spans, flatten_spans
+from rlint.repair import align, choose_repair, flatten_spans, gate, oracle_repair, reference_tail, span_mask, step_of, unflatten_spans
 
 
 def ids(text: str) -> list[int]:
@@ -59,6 +59,24 @@ def test_alignment_agrees_with_difflib_over_random_pairs():
         if a.first_change is not None:
             assert a.first_change == head  # the first change is the first token where the two differ
         assert unflatten_spans(flatten_spans(a.failed_spans)) == a.failed_spans
+
+
+def test_the_oracle_repair_keeps_the_good_steps_and_takes_the_reference_from_the_first_error():
+    failed = "12+7=19\n19*3=56\n56-5=51\nA:51\n"  # true first error: step 2
+    reference = "12+7=19\n19*3=57\n57-5=52\nA:52\n"
+    eos = 0
+    tail = reference_tail(reference, 1, "\n")
+    assert tail == "19*3=57\n57-5=52\nA:52\n"
+    repaired, a = oracle_repair(ids(failed) + [eos], 8, ids(tail), eos)  # keep the 8 tokens of step 1
+    assert repaired == ids(reference) + [eos]
+    # by hand: the wrong "6" of 56 (offset 14), its copy (17) and the "1" of both 51s (22, 27); eos is offset 29
+    assert a.failed_spans == ((14, 15), (17, 18), (22, 23), (27, 28)) and a.repaired_spans == a.failed_spans
+    assert a.first_change == 14 and step_of([8, 16, 24, 29], a.first_change) == 2
+    assert a.changed_tokens == 4 and a.edit_size == pytest.approx(4 / 30)
+    # a missing line: every written step is right; the reference adds the rest where eos was
+    short = "12+7=19\n19*3=57\n"
+    repaired, a = oracle_repair(ids(short) + [eos], 16, ids(reference_tail(reference, 2, "\n")), eos)
+    assert repaired == ids(reference) + [eos] and a.failed_spans == ((16, 17),) and step_of([8, 16], a.first_change) == 2
 
 
 def test_step_of_the_first_change():

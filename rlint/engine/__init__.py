@@ -47,6 +47,7 @@ class LazyEngine:
     loads :func:`load_engine` once; ``started`` says whether that happened."""
 
     def __init__(self, checkpoint: str, sampling) -> None:
+        self.checkpoint = checkpoint  # read without starting the engine (e.g. to load only its tokenizer)
         self._args = (checkpoint, sampling)
         self._engine: RolloutEngine | None = None
 

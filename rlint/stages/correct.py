@@ -1,7 +1,8 @@
 """correct: corrected branches from the last good prefix of each located failure.
 
-A failure located by repair (``mine.strategy: repair``) has its verified repair as its one
-branch (``kind`` "repair", pointing to the parent failure), so it needs no sampling here.
+A failure located by repair (``mine.strategy: repair``; the oracle's repair in mode ``oracle``) has
+its verified repair as its one branch (``kind`` "repair", pointing to the parent failure), so it
+needs no sampling here.
 
 Successful continuations already drawn by mining that pass through the last good prefix are
 branches for free; failures with none get up to ``correct.max_samples`` new continuations
@@ -21,6 +22,7 @@ from transformers import AutoTokenizer
 from rlint.config import Params, round_seed
 from rlint.data import read_rows, write_rows
 from rlint.engine import SamplingRequest, load_engine
+from rlint.repair import REPAIR_LOCATED
 from rlint.stages.common import checkpoint_path, metrics_path, seed_everything, write_json_atomic
 from rlint.steps import prefix_context, prefix_offset
 from rlint.tasks import load_task
@@ -64,8 +66,9 @@ def branch_candidates(failure: dict, parent: dict, known: list[dict]) -> list[di
 def repair_branch(failure: dict, parent: dict) -> dict:
     """The branch row of a failure located by repair: its verified repair, a completion of the problem's own prompt.
 
-    ``logprobs`` are the repair's sampling log-probabilities under the repair prompt; the credit
-    stage replaces them with the policy's under the original prompt.
+    ``logprobs`` are the repair's sampling log-probabilities under the repair prompt (zeros for an
+    oracle repair, which was not sampled); the credit stage replaces them with the policy's under
+    the original prompt.
     """
     return {
         "branch_id": f"{failure['failure_id']}-repair", "failure_id": failure["failure_id"], "parent_rollout_id": parent["rollout_id"],
@@ -106,7 +109,7 @@ def run(params: Params, round_id: int, root: Path) -> dict:
         })
     located = [f for f in failures if f["first_error_step"] is not None]
     # a failure located by repair is corrected by its own verified repair; search-located ones by continuations
-    branches = {f["failure_id"]: [repair_branch(f, rollouts[f["failure_id"]])] if f["decided_by"] == "repair"
+    branches = {f["failure_id"]: [repair_branch(f, rollouts[f["failure_id"]])] if f["decided_by"] in REPAIR_LOCATED
                 else branch_candidates(f, rollouts[f["failure_id"]], known[f["problem_id"]]) for f in located}
     spent: dict[str, int] = {}
     spent_tokens = 0

@@ -22,7 +22,7 @@ import numpy as np
 from rlint.config import Params
 from rlint.credit import ESTIMATORS, BranchInput, CreditInputs, LocatedFailure, reasoning_steps, watermark_gains
 from rlint.data import read_rows, write_rows
-from rlint.repair import unflatten_spans
+from rlint.repair import REPAIR_LOCATED, unflatten_spans
 from rlint.stages.common import checkpoint_path, metrics_path, write_json_atomic
 from rlint.steps import prefix_context, prefix_offset, step_char_ends
 from rlint.tasks import load_task
@@ -67,7 +67,7 @@ def credit_inputs(rollouts: list[dict], failures: list[dict], branches: list[dic
     """
     index = {r["rollout_id"]: i for i, r in enumerate(rollouts)}
     mined = mode != "outcome"
-    repaired = {f["failure_id"]: f for f in failures if f.get("decided_by") == "repair"}
+    repaired = {f["failure_id"]: f for f in failures if f.get("decided_by") in REPAIR_LOCATED}
     return CreditInputs(
         rewards=np.array([np.nan if r["reward"] is None else r["reward"] for r in rollouts], dtype=np.float64),
         group_ids=np.array([r["problem_id"] for r in rollouts]),

@@ -3,8 +3,10 @@
 Two identify strategies behind one interface (:data:`IDENTIFY`, chosen by ``mine.strategy``):
 ``search`` bisects over steps with Monte Carlo continuations (rlint/mining.py), ``repair`` asks
 the policy to repair each failure and diffs the two (rlint/repair.py). ``oracle`` mode takes
-the first error from the task's ground-truth step checker and only estimates the value of the
-last good prefix; ``outcome`` mode mines nothing (it writes empty tables).
+the first error from the task's ground-truth step checker: with ``search`` it only estimates the
+value of the last good prefix, with ``repair`` the reference chain from there is the repair (the
+oracle repair, the upper bound of the repair family); ``outcome`` mode mines nothing (it writes
+empty tables).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from rlint.data import read_rows, write_rows
 from rlint.engine import LazyEngine, SamplingRequest
 from rlint.mining import Continuation, FailureSearch, PrefixPool, locate_first_errors, prefix_value
 from rlint.stages.common import checkpoint_path, metrics_path, seed_everything, write_json_atomic
-from rlint.stages.repair import NO_REPAIR, check_repair_chat, identify_by_repair, repair_metrics
+from rlint.stages.repair import NO_REPAIR, check_repair_chat, identify_by_oracle_repair, identify_by_repair, repair_metrics
 from rlint.steps import prefix_offset
 from rlint.tasks import load_task
 
@@ -122,9 +124,15 @@ def identify_by_search(params: Params, chosen: list[FailureSearch], rollouts: li
 
 
 def identify_by_repair_strategy(params: Params, chosen: list[FailureSearch], rollouts: list[dict], engine, task, seed: int, round_id: int) -> Identified:
-    """The policy repairs each failure; the token difference locates the first error (rlint/stages/repair.py)."""
+    """The policy repairs each failure, or in mode ``oracle`` the reference chain does from the true first error
+    (nothing sampled, no engine started); the token difference locates the first error (rlint/stages/repair.py)."""
     by_id = {row["rollout_id"]: row for row in rollouts}
-    return Identified(identify_by_repair([by_id[s.failure_id] for s in chosen], engine, task, params, seed, round_id), [])
+    rows = [by_id[s.failure_id] for s in chosen]
+    if params.mode == "oracle":
+        from transformers import AutoTokenizer
+
+        return Identified(identify_by_oracle_repair(rows, task, AutoTokenizer.from_pretrained(engine.checkpoint), round_id), [])
+    return Identified(identify_by_repair(rows, engine, task, params, seed, round_id), [])
 
 
 # mine.strategy -> identify function (params, chosen failures, the round's rollouts, engine, task, seed, round) -> Identified
@@ -140,8 +148,8 @@ def run(params: Params, round_id: int, root: Path) -> dict:
         task = load_task(params.task, params.limits)
         seed = round_seed(params, round_id, "mine")
         seed_everything(seed)
-        strategy = "search" if params.mode == "oracle" else params.mine.strategy
-        if strategy == "repair":
+        strategy = params.mine.strategy  # mode oracle: the ground-truth first error within either strategy
+        if strategy == "repair" and params.mode != "oracle":
             from transformers import AutoTokenizer
 
             check_repair_chat(task, AutoTokenizer.from_pretrained(checkpoint_path(root, round_id - 1)), checkpoint_path(root, round_id - 1))

@@ -13,13 +13,20 @@ attempt shown is the archived prefix and the completion, the repair is a complet
 problem's own prompt, and the diff runs over prefix + completion. A first change inside the
 archived prefix leaves the failure unlocated (``repair_in_prefix``): the prefix is context,
 not something this round trains.
+
+In mode ``oracle`` the repair is the oracle's (:func:`identify_by_oracle_repair`): the reference
+chain from the true first error on, nothing sampled; it is credited exactly like a self-repair.
 """
 
 from __future__ import annotations
 
+import math
+
 from rlint.config import ConfigError, Params
 from rlint.engine import SamplingRequest
-from rlint.repair import align, choose_repair, flatten_spans, repairable, step_of
+from rlint.repair import Alignment, align, choose_repair, flatten_spans, gate, oracle_repair, reference_tail, repairable, step_of
+from rlint.steps import prefix_offset, step_char_ends
+from rlint.tasks.base import Problem
 
 # the repair columns of a failure row; search strategies and unrepaired failures keep these values
 NO_REPAIR = {"repair_token_ids": None, "repair_logprobs": None, "repair_completion": None, "repair_reward": None, "changed_spans": None,
@@ -100,17 +107,74 @@ def identify_by_repair(rows: list[dict], engine, task, params: Params, seed: int
         if kept is None:
             out[row["rollout_id"]] = _row(row, round_id, f"repair_{verdict}", None, attempts, repair_verified=verified)
             continue
-        a, chosen = alignments[kept], attempts[kept]
-        first = a.first_change - len(prefix)
-        shifted = tuple((max(s - len(prefix), 0), e - len(prefix)) for s, e in a.failed_spans if e > len(prefix))
-        repair = {"repair_token_ids": list(chosen.token_ids), "repair_logprobs": list(chosen.logprobs), "repair_completion": texts[kept],
-                  "repair_reward": rewards[kept], "changed_spans": flatten_spans(shifted), "repair_changed_spans": flatten_spans(a.repaired_spans),
-                  "edit_size": a.edit_size, "repair_verified": verified}
-        if first < 0:
-            out[row["rollout_id"]] = _row(row, round_id, "repair_in_prefix", None, attempts, **repair)
-        else:
-            out[row["rollout_id"]] = _row(row, round_id, "repair", step_of(list(row["step_ends"]), first), attempts, **repair)
+        chosen = attempts[kept]
+        out[row["rollout_id"]] = _located(row, round_id, "repair", len(prefix), alignments[kept], list(chosen.token_ids), list(chosen.logprobs),
+                                          texts[kept], rewards[kept], attempts, repair_verified=verified)
     return [out[row["rollout_id"]] for row in rows]
+
+
+def _located(row: dict, round_id: int, decided_by: str, n_prefix: int, a: Alignment, repair_ids: list[int], repair_logprobs: list[float],
+             text: str, reward: float, attempts: list | None = None, **extra) -> dict:
+    """The failure row of a kept repair: spans shifted past the archived prefix (``n_prefix`` tokens), the step of the first change."""
+    first = a.first_change - n_prefix
+    shifted = tuple((max(s - n_prefix, 0), e - n_prefix) for s, e in a.failed_spans if e > n_prefix)
+    repair = {"repair_token_ids": repair_ids, "repair_logprobs": repair_logprobs, "repair_completion": text, "repair_reward": reward,
+              "changed_spans": flatten_spans(shifted), "repair_changed_spans": flatten_spans(a.repaired_spans), "edit_size": a.edit_size, **extra}
+    if first < 0:
+        return _row(row, round_id, f"{decided_by}_in_prefix", None, attempts, **repair)
+    return _row(row, round_id, decided_by, step_of(list(row["step_ends"]), first), attempts, **repair)
+
+
+def identify_by_oracle_repair(rows: list[dict], task, tokenizer, round_id: int) -> list[dict]:
+    """Failure rows of the failed rollouts ``rows`` repaired by the oracle (mode ``oracle``, ``mine.strategy: repair``).
+
+    The repair is the failure's tokens before its true first error (``true_first_error_step``;
+    an archived prefix included, as a self-repair is a completion of the problem's own prompt),
+    then the reference chain's tokens from there (``task.solution``) and eos. Nothing is sampled:
+    ``tokens_spent`` 0, no attempts. It is diffed like a self-repair, so the changed spans, the
+    edit size and the located step (the step of the first change) come out the same way; the
+    located step is the true first error, except for a missing line after the last step, where
+    the first change is the failure's eos, which belongs to its last step.
+
+    Gates: the repair must verify (it does by construction; ``oracle_unverified`` guards it) and
+    change something; it is not gated by ``mine.repair_max_edit`` (an upper bound does not refuse
+    its own repairs). A failure cut by the length limit is not repaired, as for a self-repair (the
+    step checker reads a cut line as wrong). ``repair_logprobs`` are zeros: a repair's "old"
+    log-probabilities are recomputed under the original prompt by the credit stage whatever
+    produced it (rlint/stages/credit.py ``repair_old_logprobs``), so the optimize ratio starts at 1.
+
+    ``decided_by``: "oracle_repair" (located), "oracle_none" (no true first error), "oracle_in_prefix"
+    (the true first error is inside the archived prefix), "oracle_truncated", "oracle_unverified"
+    or "no_steps".
+    """
+    out = []
+    for row in rows:
+        true_step, ends = row["true_first_error_step"], list(row["step_ends"])
+        refused = ("no_steps" if not ends else "oracle_truncated" if not repairable(row["finish_reason"])
+                   else "oracle_none" if true_step is None else "oracle_in_prefix" if true_step == 0 else None)
+        if refused:
+            out.append(_row(row, round_id, refused))
+            continue
+        n_prefix = row["prefix_token_count"]
+        prefix = list(row["prompt_token_ids"][len(row["prompt_token_ids"]) - n_prefix:]) if n_prefix else []
+        failed = prefix + list(row["token_ids"])
+        good = min(true_step - 1, len(ends))
+        if good and tokenizer.decode(failed[:n_prefix + prefix_offset(ends, good)], skip_special_tokens=True)[-len(task.step_delimiter):] != task.step_delimiter:
+            good -= 1  # an unfinished last line (no delimiter) is rewritten from its start
+        keep = n_prefix + prefix_offset(ends, good)
+        good_text = tokenizer.decode(failed[:keep], skip_special_tokens=True)
+        problem = Problem(row["problem_id"], row["prompt"][:len(row["prompt"]) - len(tokenizer.decode(prefix, skip_special_tokens=True))], row["answer"])
+        tail = reference_tail(task.solution(problem), len(step_char_ends(good_text, task.step_delimiter, task.merge_empty_steps)),
+                              task.step_delimiter, task.merge_empty_steps)
+        repaired, a = oracle_repair(failed, keep, tokenizer(tail, add_special_tokens=False)["input_ids"], tokenizer.eos_token_id)
+        text = tokenizer.decode(repaired, skip_special_tokens=True)
+        reward = task.reward(text, row["answer"])
+        verdict = gate(reward, a, math.inf)
+        if verdict is not None:
+            out.append(_row(row, round_id, f"oracle_{verdict}"))
+            continue
+        out.append(_located(row, round_id, "oracle_repair", n_prefix, a, repaired, [0.0] * len(repaired), text, reward))
+    return out
 
 
 def repair_metrics(failures: list[dict]) -> dict:

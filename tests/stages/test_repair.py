@@ -9,7 +9,7 @@ import pytest
 from rlint.config import ConfigError, MineConfig, Params, SamplingConfig
 from rlint.engine import Sample
 from rlint.policy import build_char_tokenizer
-from rlint.stages.repair import check_repair_chat, identify_by_repair, repair_metrics, repair_prompt_ids
+from rlint.stages.repair import check_repair_chat, identify_by_oracle_repair, identify_by_repair, repair_metrics, repair_prompt_ids
 from rlint.tasks import load_task
 from rlint.tasks.arithmetic import REPAIR_MARKER
 from rlint.tasks.base import Problem
@@ -119,6 +119,59 @@ def test_the_chat_template_is_required_when_asked_for_and_used():
     tokenizer.chat_template = "{% for m in messages %}<|{{ m['content'] }}|>{% endfor %}{% if add_generation_prompt %}<>{% endif %}"
     check_repair_chat(Chat(), tokenizer, "ckpt")
     assert tokenizer.decode(repair_prompt_ids(Chat(), tokenizer, "p", "q", "12")) == "<|fix 12|><>"
+
+
+# -- the oracle repair (mode oracle): the reference chain from the true first error, nothing sampled -----------------------
+def test_the_oracle_repair_is_diffed_like_a_self_repair():
+    engine = ScriptedEngine([RIGHT])
+    (self_repaired,) = identify_by_repair([rollout_row(engine, WRONG)], engine, TASK, params(repair_samples=1), seed=0, round_id=1)
+    (oracle,) = identify_by_oracle_repair([rollout_row(engine, WRONG)], TASK, engine.tokenizer, round_id=1)
+    assert oracle["decided_by"] == "oracle_repair" and oracle["first_error_step"] == 2 == oracle["true_first_error_step"]
+    # the minimal repair is the reference chain: the same ids, spans, edit size and located step as the policy's
+    for key in ("repair_token_ids", "repair_completion", "repair_reward", "changed_spans", "repair_changed_spans", "edit_size", "first_error_step"):
+        assert oracle[key] == self_repaired[key], key
+    assert oracle["repair_token_ids"] == engine.encode(RIGHT) + [engine.tokenizer.eos_token_id]
+    assert oracle["repair_logprobs"] == [0.0] * len(oracle["repair_token_ids"])  # placeholders: credit recomputes them
+    assert oracle["tokens_spent"] == oracle["continuations_spent"] == oracle["repair_attempts"] == 0
+    assert repair_metrics([oracle]) == {"repair_tokens": 0, "repair_attempted": 0, "repair_success": None}
+
+
+def test_the_oracle_repair_is_not_gated_by_edit_size_and_refuses_what_it_cannot_repair():
+    engine = ScriptedEngine([])
+    early = "12*7=84\n84*3=252\n252-5=247\nA:247\n"  # wrong from step 1: a rewrite by the self-repair gate
+    rows = [rollout_row(engine, early), rollout_row(engine, RIGHT.replace("52", "50"), rollout_id="r1-p-s1"),
+            rollout_row(engine, WRONG[:20], "length", "r1-p-s2"), rollout_row(engine, "", rollout_id="r1-p-s3")]
+    rows[1]["true_first_error_step"] = None  # the step checker found no wrong line
+    located, none, truncated, empty = identify_by_oracle_repair(rows, TASK, engine.tokenizer, round_id=1)
+    assert located["decided_by"] == "oracle_repair" and located["first_error_step"] == 1 and located["edit_size"] > params().mine.repair_max_edit
+    assert (none["decided_by"], truncated["decided_by"], empty["decided_by"]) == ("oracle_none", "oracle_truncated", "no_steps")
+    assert all(r["first_error_step"] is None and r["repair_token_ids"] is None for r in (none, truncated, empty))
+    assert engine.prompts == []  # nothing was sampled
+
+
+def test_the_oracle_repair_of_a_replayed_failure_keeps_its_archived_prefix():
+    engine = ScriptedEngine([])
+    row = rollout_row(engine, WRONG)
+    cut = len("12+7=19\n")  # the archived prefix: the first step
+    row["prompt"] = PROBLEM.prompt + WRONG[:cut]
+    row["prompt_token_ids"] = row["prompt_token_ids"] + row["token_ids"][:cut]
+    row["token_ids"], row["prefix_token_count"] = row["token_ids"][cut:], cut
+    row["step_ends"], row["true_first_error_step"] = [e - cut for e in row["step_ends"][1:]], 1
+    (out,) = identify_by_oracle_repair([row], TASK, engine.tokenizer, round_id=1)
+    assert out["decided_by"] == "oracle_repair" and out["first_error_step"] == 1  # counted after the prefix
+    assert out["repair_token_ids"] == engine.encode(RIGHT) + [engine.tokenizer.eos_token_id]  # a completion of the problem's own prompt
+    assert out["changed_spans"][0] == len("19*3=5")
+    row["true_first_error_step"] = 0  # the error is inside the archived prefix: context, not trained
+    assert identify_by_oracle_repair([row], TASK, engine.tokenizer, round_id=1)[0]["decided_by"] == "oracle_in_prefix"
+
+
+def test_the_oracle_repair_of_a_missing_line_rewrites_an_unfinished_last_line():
+    engine = ScriptedEngine([])
+    row = dict(rollout_row(engine, "12+7=19\n19*3=57"), step_ends=[8, 15])  # the unfinished line is a step (rlint/steps.py)
+    (out,) = identify_by_oracle_repair([row], TASK, engine.tokenizer, round_id=1)
+    assert out["true_first_error_step"] == 3 and out["decided_by"] == "oracle_repair"
+    assert out["repair_completion"] == RIGHT  # not "...=5757-5=52": the unfinished line is taken from the reference
+    assert out["first_error_step"] == 2  # the first change is the failure's eos, which belongs to its last step
 
 
 # -- correct and credit: the repair becomes a branch, trained as a completion of the original prompt ---------------------
