@@ -40,7 +40,6 @@ def test_repository_params_load():
     ("task:\n  modulus: 1\n", "task.modulus=1: must be in 2.."),
     ("task:\n  modulus: 2520\n", "task.modulus=2520, task.operand_max=9: no multiplier"),
     ("task:\n  name: dataset\n  path: x.jsonl\n  modulus: 100\n", "task.modulus: only for task.name 'arithmetic'"),
-    ("task:\n  max_steps: 12\n", "task.max_steps=12: a solution takes up to 102 tokens, more than sampling.max_new_tokens=64"),
     ("task:\n  max_steps: 12\nsampling:\n  max_new_tokens: 128\n", "task.max_steps=12: prompt and solution take up to 143 tokens, more than the embedded model's context bootstrap.max_length=128"),
     ("task:\n  min_steps: 4\n  max_steps: 3\n", "task.min_steps=4 and task.max_steps=3"),
 ])
