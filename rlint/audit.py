@@ -11,6 +11,10 @@ Definitions (the column names of :func:`round_summary`):
   in the rollout stage); ``failure_rate`` = 1 - ``train_accuracy``.
 - ``heldout_accuracy``: the same share over ``data/eval``; from ``metrics/evaluate/round=<k>.json``
   where the round has no eval data (round 0, the base policy).
+- ``sound_accuracy``: share of the held-out answers that are right and have every step right (the
+  step checker), and ``right_through_wrong_share``: share of the round's right rollouts that pass
+  through a wrong step; from ``metrics/evaluate`` and ``metrics/rollout`` (null without a step
+  checker, and for rounds written before them).
 - ``localization_accuracy``: share of located failures whose ``first_error_step`` equals the true
   one, over the failures whose true first error is known (``localization_checked``).
 - ``continuations_per_failure`` / ``mining_tokens_per_failure``: mining cost, mean of
@@ -234,21 +238,24 @@ def advantage_stats(moments: pl.DataFrame) -> pl.DataFrame:
     ).sort("round", "kind")
 
 
-def metrics_frame(metrics: dict[str, dict[int, dict]]) -> pl.DataFrame:
-    """round, heldout_accuracy_metrics, logprob_mismatch, logprob_mismatch_max from the stage metrics files."""
-    rounds = sorted({k for per_round in metrics.values() for k in per_round})
-    evaluate, optimize = metrics.get("evaluate", {}), metrics.get("optimize", {})
+# (column, stage, key) of the per-round figures read from the stage metrics files
+METRIC_COLUMNS = (
+    ("heldout_accuracy_metrics", "evaluate", "heldout_accuracy"), ("sound_accuracy", "evaluate", "sound_accuracy"),
+    ("right_through_wrong_share", "rollout", "right_through_wrong_share"),
+    ("logprob_mismatch", "optimize", "logprob_mismatch"), ("logprob_mismatch_max", "optimize", "logprob_mismatch_max"),
+)
 
-    def value(stage: dict[int, dict], k: int, key: str) -> float | None:
-        v = stage.get(k, {}).get(key)
+
+def metrics_frame(metrics: dict[str, dict[int, dict]]) -> pl.DataFrame:
+    """round and each column of :data:`METRIC_COLUMNS` from the stage metrics files (null where absent or not a number)."""
+    rounds = sorted({k for per_round in metrics.values() for k in per_round})
+
+    def value(stage: str, k: int, key: str) -> float | None:
+        v = metrics.get(stage, {}).get(k, {}).get(key)
         return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
-    return pl.DataFrame({
-        "round": rounds,
-        "heldout_accuracy_metrics": [value(evaluate, k, "heldout_accuracy") for k in rounds],
-        "logprob_mismatch": [value(optimize, k, "logprob_mismatch") for k in rounds],
-        "logprob_mismatch_max": [value(optimize, k, "logprob_mismatch_max") for k in rounds],
-    }, schema={"round": ROUND, "heldout_accuracy_metrics": pl.Float64, "logprob_mismatch": pl.Float64, "logprob_mismatch_max": pl.Float64})
+    return pl.DataFrame({"round": rounds, **{column: [value(stage, k, key) for k in rounds] for column, stage, key in METRIC_COLUMNS}},
+                        schema={"round": ROUND, **{column: pl.Float64 for column, _, _ in METRIC_COLUMNS}})
 
 
 # per-dataset queries of the round summary: dataset -> (query, the columns it gives)

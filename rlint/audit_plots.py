@@ -110,7 +110,8 @@ def figures(audit: Audit) -> dict[str, tuple[str, plt.Figure]]:
         out[name] = (title, fig)
         return axes
 
-    _curves(new("accuracy", "Accuracy"), r, [("heldout_accuracy", "held-out"), ("train_accuracy", "training batch")], "accuracy")
+    _curves(new("accuracy", "Accuracy"), r, [("heldout_accuracy", "held-out"), ("sound_accuracy", "held-out, every step right"),
+                                             ("train_accuracy", "training batch"), ("right_through_wrong_share", "right rollouts through a wrong step")], "share")
     _curves(new("supervision", "Failures, localization, correction"), r,
             [("failure_rate", "failure rate"), ("localization_accuracy", "localization accuracy"), ("correction_yield", "correction yield")], "share")
     _first_error_figure(new("first_errors", "Where the first wrong step falls", width=7.4), audit)

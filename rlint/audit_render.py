@@ -17,7 +17,7 @@ NA = "n/a"
 SECTIONS = [
     ("Outcomes", [
         ("round", "round", "{}"), ("policy", "policy_version", "{}"), ("heldout_acc", "heldout_accuracy", "{:.3f}"),
-        ("train_acc", "train_accuracy", "{:.3f}"), ("failure_rate", "failure_rate", "{:.3f}"),
+        ("sound_acc", "sound_accuracy", "{:.3f}"), ("train_acc", "train_accuracy", "{:.3f}"), ("right_via_wrong", "right_through_wrong_share", "{:.3f}"), ("failure_rate", "failure_rate", "{:.3f}"),
         ("rollouts", "rollouts", "{}"), ("failures", "failures", "{}"),
     ]),
     ("Mining and correction", [
@@ -43,6 +43,7 @@ ADVANTAGE_SECTION = ("Advantages of trained tokens, by kind", [
     ("negative", "negative_token_share", "{:.3f}"), ("min", "advantage_min", "{:+.3f}"), ("max", "advantage_max", "{:+.3f}"),
 ])
 NOTES = {
+    "sound_acc": "held-out answers right with every step right", "right_via_wrong": "right rollouts that pass through a wrong step",
     "err_step": "mean first wrong step (1-based)", "err_pos": "mean first wrong step / steps",
     "corr_samples": "correction samples per located failure", "checked": "located failures with a known true first error",
 }

@@ -43,18 +43,21 @@ log = logging.getLogger(__name__)
 
 
 # -- pure: curves and summary ---------------------------------------------------------------------
-def accuracy_at(records: list[dict], budget: float) -> float:
-    """Held-out accuracy of one campaign with at most ``budget`` generated tokens spent.
+def accuracy_at(records: list[dict], budget: float, key: str = "heldout_accuracy") -> float | None:
+    """Held-out accuracy (or the figure ``key``, e.g. ``sound_accuracy``) of one campaign with at most ``budget`` generated tokens spent.
 
     records: one campaign's rounds (round 0 included, ``cumulative_tokens`` 0), any order. The
     accuracy is that of the last policy whose round finished within the budget (a step function:
-    a round that would overshoot the budget has not happened yet).
+    a round that would overshoot the budget has not happened yet). None where that record lacks ``key``
+    (records written before it existed).
 
     >>> accuracy_at([{"cumulative_tokens": 0, "heldout_accuracy": .3}, {"cumulative_tokens": 10, "heldout_accuracy": .5}], 9)
     0.3
+    >>> accuracy_at([{"cumulative_tokens": 0, "heldout_accuracy": .3}], 9, "sound_accuracy") is None
+    True
     """
     done = [r for r in records if r["cumulative_tokens"] <= budget]
-    return max(done, key=lambda r: r["cumulative_tokens"])["heldout_accuracy"]
+    return max(done, key=lambda r: r["cumulative_tokens"]).get(key)
 
 
 def mode_curves(records: list[dict], grid: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
@@ -80,6 +83,26 @@ def tokens_to_reach(grid: np.ndarray, mean_curve: np.ndarray, target: float) -> 
     return float(grid[hits[0]]) if len(hits) else None
 
 
+def final_figure(records: list[dict], budget: float, key: str) -> dict[str, dict]:
+    """Per mode, ``key`` (``sound_accuracy``, ``right_through_wrong_share``) of each seed's last round within ``budget``:
+    ``{mode: {"per_seed": [...], "mean": m, "std": s}}``, seeds without the figure (None, or older records) skipped;
+    mean and std (sample, ddof 1; 0 for one seed) None when no seed has it.
+
+    >>> final_figure([{"mode": "a", "seed": 0, "cumulative_tokens": 0, "sound_accuracy": .2},
+    ...               {"mode": "a", "seed": 1, "cumulative_tokens": 0, "sound_accuracy": .4},
+    ...               {"mode": "b", "seed": 0, "cumulative_tokens": 0}], 10, "sound_accuracy")["b"]
+    {'per_seed': [], 'mean': None, 'std': None}
+    """
+    out = {}
+    for mode in _modes(records):
+        seeds = sorted({r["seed"] for r in records if r["mode"] == mode})
+        values = [accuracy_at([r for r in records if r["mode"] == mode and r["seed"] == s], budget, key) for s in seeds]
+        values = [float(v) for v in values if v is not None and v == v]  # a missing Parquet column reads as None (NaN from pandas)
+        out[mode] = {"per_seed": values, "mean": float(np.mean(values)) if values else None,
+                     "std": (float(np.std(values, ddof=1)) if len(values) > 1 else 0.0) if values else None}
+    return out
+
+
 def summarize(records: list[dict], budget: float) -> dict:
     """The benchmark's answer: final accuracies, tokens to reach outcome's final accuracy, gap closed.
 
@@ -94,6 +117,7 @@ def summarize(records: list[dict], budget: float) -> dict:
     curves = mode_curves(records, grid)
     final = {mode: float(c["mean"][-1]) for mode, c in curves.items()}
     summary = {"budget": budget, "grid": grid, "curves": curves, "final_mean": final,
+               "final_sound": final_figure(records, budget, "sound_accuracy"), "final_right_through_wrong": final_figure(records, budget, "right_through_wrong_share"),
                "final_std": {mode: float(c["std"][-1]) for mode, c in curves.items()},
                "final_sem": {mode: float(c["sem"][-1]) for mode, c in curves.items()}, "tokens_to_outcome_final": {},
                "gaps_closed": {}, "gap_oracles": {}, "gap_closed": None}
@@ -114,8 +138,9 @@ def summarize(records: list[dict], budget: float) -> dict:
 def summary_record(records: list[dict], summary: dict) -> dict:
     """The JSON form of a summary: per mode ``final_acc_mean``, ``final_acc_std`` (sample, over seeds),
     ``final_acc_sem``, ``seeds``, ``rounds_mean``, ``tokens_to_outcome_final`` and its share of the
-    budget ``tokens_to_outcome_final_share`` (None: never reached), and ``gap_closed`` (with the oracle it
-    is measured against, ``gap_oracle``) for every mode that is neither outcome nor an oracle; ``differences``: each mode's final mean minus outcome's with
+    budget ``tokens_to_outcome_final_share`` (None: never reached), ``sound_acc_mean``, ``sound_acc_std`` and
+    ``right_through_wrong_mean`` of the final policies (:func:`final_figure`; None where no record has them), and ``gap_closed`` (with the
+    oracle it is measured against, ``gap_oracle``) for every mode that is neither outcome nor an oracle; ``differences``: each mode's final mean minus outcome's with
     its standard error ``sqrt(sem_mode^2 + sem_outcome^2)``."""
     budget = summary["budget"]
     modes = {}
@@ -125,7 +150,9 @@ def summary_record(records: list[dict], summary: dict) -> dict:
         reach = summary["tokens_to_outcome_final"].get(mode)
         modes[mode] = {"final_acc_mean": float(curve["mean"][-1]), "final_acc_std": float(curve["std"][-1]), "final_acc_sem": float(curve["sem"][-1]),
                        "final_acc_per_seed": [float(v) for v in curve["per_seed"][:, -1]], "seeds": seeds, "rounds_mean": float(np.mean(rounds)),
-                       "tokens_to_outcome_final": reach, "tokens_to_outcome_final_share": None if reach is None else reach / budget}
+                       "tokens_to_outcome_final": reach, "tokens_to_outcome_final_share": None if reach is None else reach / budget,
+                       "sound_acc_mean": summary["final_sound"][mode]["mean"], "sound_acc_std": summary["final_sound"][mode]["std"],
+                       "right_through_wrong_mean": summary["final_right_through_wrong"][mode]["mean"]}
         if mode in summary["gaps_closed"]:
             modes[mode]["gap_closed"] = summary["gaps_closed"][mode]
             modes[mode]["gap_oracle"] = summary["gap_oracles"][mode]
@@ -142,15 +169,18 @@ def summary_table(records: list[dict], summary: dict) -> str:
     """A plain-text table: per mode, seeds, rounds run, final accuracy (mean ± std, min–max), tokens to reach outcome's final."""
     budget = summary["budget"]
     lines = [f"budget: {budget:,.0f} generated tokens per campaign (rollouts + mining + correction)",
-             f"{'mode':<20}{'seeds':>6}{'rounds':>8}{'final_acc':>11}{'std':>7}{'sem':>7}{'min':>7}{'max':>7}{'tokens_to_outcome_final':>25}{'share_of_budget':>17}"]
+             f"{'mode':<20}{'seeds':>6}{'rounds':>8}{'final_acc':>11}{'std':>7}{'sem':>7}{'min':>7}{'max':>7}{'tokens_to_outcome_final':>25}{'share_of_budget':>17}"
+             f"{'sound_acc':>11}{'std':>7}"]
     for mode, curve in summary["curves"].items():
         rounds = [max(r["round"] for r in records if r["mode"] == mode and r["seed"] == s and r["cumulative_tokens"] <= budget)
                   for s in sorted({r["seed"] for r in records if r["mode"] == mode})]
         reach = summary["tokens_to_outcome_final"].get(mode)
         reach_text = "never" if reach is None else f"{reach:,.0f}"
         share = "-" if reach is None else f"{reach / budget:.2f}"
+        sound = summary["final_sound"][mode]
+        sound_text = f"{'n/a':>11}{'':>7}" if sound["mean"] is None else f"{sound['mean']:>11.3f}{sound['std']:>7.3f}"
         lines.append(f"{mode:<20}{curve['per_seed'].shape[0]:>6}{np.mean(rounds):>8.1f}{curve['mean'][-1]:>11.3f}{curve['std'][-1]:>7.3f}"
-                     f"{curve['sem'][-1]:>7.3f}{curve['min'][-1]:>7.3f}{curve['max'][-1]:>7.3f}{reach_text:>25}{share:>17}")
+                     f"{curve['sem'][-1]:>7.3f}{curve['min'][-1]:>7.3f}{curve['max'][-1]:>7.3f}{reach_text:>25}{share:>17}{sound_text}")
     for mode, gap in sorted(summary["gaps_closed"].items()):
         oracle = summary["gap_oracles"][mode]
         lines.append(f"gap closed by {mode} (outcome -> {oracle}, final means): " + (f"n/a ({oracle} not above outcome)" if gap is None else f"{gap:.2f}"))
@@ -188,9 +218,11 @@ def round_tokens(metrics: dict[str, dict]) -> dict:
     return tokens
 
 
-def run_campaign(base: dict, mode: str, seed: int, budget: int, checkpoint: Path, base_accuracy: float, workspace: Path,
+def run_campaign(base: dict, mode: str, seed: int, budget: int, checkpoint: Path, base_eval: dict, workspace: Path,
                  max_rounds: int = 50, overrides: dict | None = None) -> list[dict]:
     """Run rounds of ``mode`` from ``checkpoint`` while they fit in ``budget`` generated tokens; one record per round (0 included).
+
+    ``base_eval``: the base policy's evaluate metrics (``heldout_accuracy``, ``sound_accuracy``), round 0's record.
 
     A round is started while the tokens spent plus the last round's cost stay within the budget;
     the last round may still end past it (its record is kept, but the curves ignore it).
@@ -205,7 +237,8 @@ def run_campaign(base: dict, mode: str, seed: int, budget: int, checkpoint: Path
     stages = {name: importlib.import_module(f"rlint.stages.{name}") for name in ROUND_STAGES}
     stages["archive"].run(params, 0, workspace)
     records = [{"mode": mode, "seed": seed, "round": 0, "rollout_tokens": 0, "mining_tokens": 0, "correction_tokens": 0,
-                "generated_tokens": 0, "cumulative_tokens": 0, "heldout_accuracy": base_accuracy, "train_accuracy": None, "seconds": 0.0}]
+                "generated_tokens": 0, "cumulative_tokens": 0, "heldout_accuracy": base_eval["heldout_accuracy"],
+                "sound_accuracy": base_eval.get("sound_accuracy"), "train_accuracy": None, "right_through_wrong_share": None, "seconds": 0.0}]
     spent, last_cost = 0, 0
     for round_id in range(1, max_rounds + 1):
         if spent + last_cost > budget:  # the next round would (by the last one's cost) end past the budget, where it does not count
@@ -216,7 +249,8 @@ def run_campaign(base: dict, mode: str, seed: int, budget: int, checkpoint: Path
         spent += tokens["generated_tokens"]
         last_cost = tokens["generated_tokens"]
         records.append({"mode": mode, "seed": seed, "round": round_id, **tokens, "cumulative_tokens": spent,
-                        "heldout_accuracy": metrics["evaluate"]["heldout_accuracy"], "train_accuracy": metrics["rollout"]["train_accuracy"],
+                        "heldout_accuracy": metrics["evaluate"]["heldout_accuracy"], "sound_accuracy": metrics["evaluate"]["sound_accuracy"],
+                        "train_accuracy": metrics["rollout"]["train_accuracy"], "right_through_wrong_share": metrics["rollout"]["right_through_wrong_share"],
                         "seconds": round(time.monotonic() - started, 1)})
         log.info("bench %s seed %d round %d: %s", mode, seed, round_id, records[-1])
     return records
@@ -224,7 +258,7 @@ def run_campaign(base: dict, mode: str, seed: int, budget: int, checkpoint: Path
 
 def campaign_job(job: tuple) -> tuple[list[dict], float]:
     """One campaign in a worker process: ``job`` is :func:`run_campaign`'s arguments plus torch threads. Returns (records, seconds)."""
-    base, mode, seed, budget, checkpoint, base_accuracy, workspace, max_rounds, overrides, threads = job
+    base, mode, seed, budget, checkpoint, base_eval, workspace, max_rounds, overrides, threads = job
     import os
 
     import torch
@@ -237,7 +271,7 @@ def campaign_job(job: tuple) -> tuple[list[dict], float]:
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     started = time.monotonic()
-    records = run_campaign(base, mode, seed, budget, Path(checkpoint), base_accuracy, Path(workspace), max_rounds, overrides)
+    records = run_campaign(base, mode, seed, budget, Path(checkpoint), base_eval, Path(workspace), max_rounds, overrides)
     return records, time.monotonic() - started
 
 

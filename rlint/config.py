@@ -121,7 +121,8 @@ class BootstrapConfig:
     repair_share: float = 0.0  # share of the train problems that also give a repair lesson (a wrong attempt, the marker, the minimally edited solution)
     batch_size: int = 64  # sequences per supervised step
     lr: float = 3e-3  # learning rate (50 warm-up steps, then constant)
-    eval_problems: int = 200  # held-out problems scored after training
+    eval_problems: int = 1000  # held-out problems scored (greedy) after training
+    diagnostic_prompts: int = 64  # held-out problems sampled rollout.samples_per_prompt times at sampling.temperature for the base diagnostics (0: off; tasks with a step checker)
 
     def __post_init__(self) -> None:
         if self.hidden_size % self.heads:
@@ -129,6 +130,8 @@ class BootstrapConfig:
         for name in ("steps", "batch_size", "layers", "heads", "eval_problems", "train_problems", "hidden_size", "intermediate_size", "max_length"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"bootstrap.{name} must be >= 1")
+        if self.diagnostic_prompts < 0:
+            raise ConfigError("bootstrap.diagnostic_prompts must be >= 0")
         if self.lr <= 0:
             raise ConfigError("bootstrap.lr must be > 0")
         if not 0.0 <= self.faithful_share <= 1.0:
@@ -320,7 +323,7 @@ class OptimizeConfig:
 
 @dataclass(frozen=True)
 class EvaluateConfig:
-    problems: int = 200  # held-out problems per evaluation
+    problems: int = 1000  # held-out problems per evaluation (standard error of an accuracy near 0.5: 0.016)
     temperature: float = 0.0  # 0 is greedy decoding
 
     def __post_init__(self) -> None:

@@ -9,7 +9,8 @@ continuations and correction samples all count). A mode label is a params ``mode
 parameters that make it (rlint.bench_modes.MODE_LABELS): ``internalized_repair`` and
 ``oracle_repair`` are the repair family (``mine.strategy: repair``, ``credit.estimator:
 repair_diff``), ``oracle`` the search family's oracle. Writes to ``--out``:
-- ``records.parquet``: one row per (mode, seed, round): tokens by kind, cumulative tokens, held-out accuracy;
+- ``records.parquet``: one row per (mode, seed, round): tokens by kind, cumulative tokens, held-out and sound accuracy,
+  the share of right rollouts through a wrong step;
 - ``summary.txt``: the table printed at the end; ``summary.json``: the same figures per mode (rlint.bench_modes.summary_record);
 - ``accuracy_vs_tokens.png``: mean held-out accuracy against generated tokens, band = min..max over seeds;
 - ``mode=<m>/seed=<s>/``: each campaign's workspace (``rlint audit --root`` reads it).
@@ -95,11 +96,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.from_records:
         records = [row for path in args.from_records for row in pl.read_parquet(path).to_dicts() if row["mode"] in modes]
         out.mkdir(parents=True, exist_ok=True)
-        pl.DataFrame(records).write_parquet(out / "records.parquet")  # the rows this summary is computed from
+        # files written before sound_accuracy lack its column: every key of any file, null where absent
+        pl.DataFrame(records, infer_schema_length=None).write_parquet(out / "records.parquet")  # the rows this summary is computed from
         seeds = sorted({r["seed"] for r in records})
     else:
-        base_accuracy = _base_accuracy(base, checkpoint, out, overrides)
-        jobs = [(base, mode, seed, args.budget, str(checkpoint), base_accuracy, str(out / f"mode={mode}" / f"seed={seed}"), args.max_rounds,
+        base_eval = _base_eval(base, checkpoint, out, overrides)
+        jobs = [(base, mode, seed, args.budget, str(checkpoint), base_eval, str(out / f"mode={mode}" / f"seed={seed}"), args.max_rounds,
                  {**overrides, **per_mode.get(mode, {})}, max(1, (os.cpu_count() or 1) // args.jobs)) for seed in seeds for mode in modes]
         records = []
         try:
@@ -108,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
                 last = [r for r in recs if r["cumulative_tokens"] <= args.budget][-1]
                 print(f"{recs[0]['mode']:<20} seed {recs[0]['seed']}: {len(recs) - 1} rounds, {recs[-1]['cumulative_tokens']:,} tokens, "
                       f"accuracy {last['heldout_accuracy']:.3f} within budget, {seconds:.0f} s", flush=True)
-                pl.DataFrame(records).write_parquet(out / "records.parquet")
+                pl.DataFrame(records, infer_schema_length=None).write_parquet(out / "records.parquet")
         except ConfigError as err:
             print(f"bench_modes: error: {err}", file=sys.stderr)
             return 2
@@ -140,8 +142,8 @@ def _run_all(jobs: list[tuple], processes: int):
         yield from pool.imap(campaign_job, jobs)
 
 
-def _base_accuracy(base: dict, checkpoint: Path, out: Path, overrides: dict) -> float:
-    """Held-out accuracy of the base policy, by the evaluate stage (round 0 of a scratch workspace),
+def _base_eval(base: dict, checkpoint: Path, out: Path, overrides: dict) -> dict:
+    """Evaluate metrics (held-out and sound accuracy) of the base policy, by the evaluate stage (round 0 of a scratch workspace),
     with the overrides every campaign gets (``sampling.engine`` included: the same engine scores every point)."""
     import shutil
 
@@ -154,7 +156,7 @@ def _base_accuracy(base: dict, checkpoint: Path, out: Path, overrides: dict) -> 
     (workspace / "checkpoints").mkdir(parents=True)
     shutil.copytree(checkpoint, workspace / "checkpoints" / "round=0")
     (workspace / "params.yaml").write_text(yaml.safe_dump(campaign_params(base, base.get("mode", "internalized"), base.get("seed", 0), 1, overrides), sort_keys=False))
-    return evaluate.run(load_params(workspace / "params.yaml"), 0, workspace)["heldout_accuracy"]
+    return evaluate.run(load_params(workspace / "params.yaml"), 0, workspace)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,8 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
 
 
 TINY_PARAMS = {
-    "bootstrap": {"hidden_size": 32, "intermediate_size": 64, "layers": 2, "heads": 2, "steps": 30, "batch_size": 16, "eval_problems": 8},
+    "bootstrap": {"hidden_size": 32, "intermediate_size": 64, "layers": 2, "heads": 2, "steps": 30, "batch_size": 16, "eval_problems": 8,
+                  "diagnostic_prompts": 2},
     "rollout": {"prompts_per_round": 4, "samples_per_prompt": 4},
     "mine": {"continuations_per_probe": 2},
     "correct": {"max_samples": 2},

@@ -394,6 +394,19 @@ def test_metrics_frame_skips_non_numbers():
     assert frame["logprob_mismatch"].to_list() == [None, 0.25]
 
 
+def test_sound_accuracy_and_right_through_wrong_from_the_metrics_files():
+    """Per round from metrics/evaluate and metrics/rollout; older rounds without them (and a task without a step checker) print n/a."""
+    from rlint.audit_render import format_summary
+
+    metrics = {"evaluate": {0: {"heldout_accuracy": 0.5}, 1: {"heldout_accuracy": 0.6, "sound_accuracy": 0.55}},
+               "rollout": {1: {"train_accuracy": 0.3, "right_through_wrong_share": 0.125}}}
+    result = audit(Inputs(frames={}, metrics=metrics, origin="here"))
+    assert result.rounds.select("round", "heldout_accuracy", "sound_accuracy", "right_through_wrong_share").rows() == [
+        (0, 0.5, None, None), (1, 0.6, 0.55, 0.125)]
+    text = format_summary(result)
+    assert "sound_acc" in text and "right_via_wrong" in text and "0.550" in text and "0.125" in text
+
+
 # ---------------------------------------------------------------------------------------------
 # Older revisions through DVC: a git + DVC repository holding the run, one commit per round.
 

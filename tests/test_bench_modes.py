@@ -68,6 +68,22 @@ def test_summary_record_has_the_json_keys_and_differences_with_their_error():
     assert diff["mean"] == pytest.approx(0.15) and diff["se"] == pytest.approx((0.05**2 + 0.0) ** 0.5)
 
 
+def test_sound_accuracy_of_the_final_policies_and_old_records_without_it():
+    # sound accuracy on outcome's records: seed 0 0.5 after round 3 (30 tokens), seed 1 0.3; internalized has none (older records)
+    sound = {(0, 3): 0.5, (1, 3): 0.3, (0, 2): 0.45}
+    records = [{**r, "sound_accuracy": sound.get((r["seed"], r["round"])), "right_through_wrong_share": 0.1} if r["mode"] == "outcome" else r
+               for r in RECORDS]
+    summary = summarize(records, 30)
+    record = summary_record(records, summary)
+    assert record["modes"]["outcome"]["sound_acc_mean"] == pytest.approx(0.4)
+    assert record["modes"]["outcome"]["sound_acc_std"] == pytest.approx(0.2 / 2**0.5)
+    assert record["modes"]["outcome"]["right_through_wrong_mean"] == pytest.approx(0.1)
+    assert record["modes"]["internalized"]["sound_acc_mean"] is None and record["modes"]["internalized"]["sound_acc_std"] is None
+    # a budget of 20: outcome's last rounds within it are round 2 (seed 0: 0.45; seed 1: none recorded, skipped)
+    assert summary_record(records, summarize(records, 20))["modes"]["outcome"]["sound_acc_mean"] == pytest.approx(0.45)
+    assert "sound_acc" in summary_table(records, summary)
+
+
 def test_gap_is_undefined_when_the_oracle_is_not_better():
     records = [r for r in RECORDS if r["mode"] != "oracle"] + [_rec("oracle", 0, 0, 0, 0.3)]
     assert summarize(records, 30)["gap_closed"] is None
@@ -164,6 +180,7 @@ def test_small_benchmark_through_the_command(tmp_path, tiny_checkpoint):
             cum += row["rollout_tokens"] + row["mining_tokens"] + row["correction_tokens"]
             assert row["cumulative_tokens"] == cum
             assert row["heldout_accuracy"] == metric("evaluate", "heldout_accuracy")
+            assert row["sound_accuracy"] == metric("evaluate", "sound_accuracy")
         # a round starts only while the last round's cost still fits in the budget
         costs = group["generated_tokens"].to_list()
         assert all(cum + cost <= budget for cum, cost in zip(group["cumulative_tokens"][1:-1], costs[1:-1]))
@@ -202,4 +219,6 @@ def test_summary_from_records_files_of_separate_runs(tmp_path):
     assert bench_modes.main(["--from-records", str(tmp_path / "a.parquet"), str(tmp_path / "b.parquet"), "--budget", "30", "--out", str(out)]) == 0
     text = (out / "summary.txt").read_text()
     assert "gap closed by internalized (outcome -> oracle, final means): 0.60" in text
+    summary = json.loads((out / "summary.json").read_text())  # records without sound_accuracy (written before it): None, not an error
+    assert summary["modes"]["outcome"]["sound_acc_mean"] is None
     assert (out / "accuracy_vs_tokens.png").read_bytes()[:4] == b"\x89PNG"

@@ -86,7 +86,8 @@ CASES = [
     ("params-huge-prompts-per-round", "params", _replace("rollout", "rollout:\n  prompts_per_round: 1000000000000\n"), "params.yaml", "limits.max_rows_per_round"),
     # -- params.yaml beside dvc.yaml: DVC reads tracked keys from the file -----------------------
     ("dvc-missing-tracked-key", "dvc", _replace("sampling", "sampling:\n  engine: transformers\n"), "params.yaml", "sampling.max_new_tokens: missing, but dvc.yaml stage 'bootstrap' tracks it"),
-    ("dvc-missing-section", "dvc", _replace("rollout", ""), "params.yaml", "rollout: missing, but dvc.yaml stage 'rollout' tracks it"),
+    # the bootstrap tracks rollout.samples_per_prompt (its base diagnostics), the rollout stages the whole section
+    ("dvc-missing-section", "dvc", _replace("rollout", ""), "params.yaml", "rollout.samples_per_prompt: missing, but dvc.yaml stage 'bootstrap' tracks it"),
     ("dvc-missing-rounds", "dvc", _replace("rounds", "").replace("# Chained rounds", "#"), "params.yaml", "rounds: missing, but dvc.yaml stage"),
     # -- the round on the command line -----------------------------------------------------------
     ("round-not-in-params", "command", ["mine", "--round", "3"], "--round 3", "not a round of params.rounds (listed: 1..2)"),

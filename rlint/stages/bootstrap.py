@@ -3,7 +3,12 @@
 Embedded default: a character-level tokenizer and a tiny Llama trained from scratch on worked
 solutions of the embedded task. With ``bootstrap.model_path`` set, a local Hugging Face model
 directory is checked and copied instead. Either way the result is ``checkpoints/round=0`` and
-its held-out accuracy is written to ``metrics/evaluate/round=0.json``.
+its held-out accuracy (greedy, with its standard error and sound accuracy) is written to
+``metrics/evaluate/round=0.json``. For a task with a step checker, the base diagnostics
+(rlint/base_diagnostics.py: sampled accuracy, groups without a right sample, right answers through
+a wrong step, where first errors fall) are measured on ``bootstrap.diagnostic_prompts`` held-out
+problems x ``rollout.samples_per_prompt`` samples at ``sampling.temperature``, logged and written
+under ``base_diagnostics`` in the same file.
 """
 
 from __future__ import annotations
@@ -15,7 +20,8 @@ from pathlib import Path
 
 from rlint.config import ConfigError, Params, round_seed
 from rlint.engine.hf import TransformersEngine
-from rlint.evaluation import accuracy, score_policy
+from rlint.base_diagnostics import base_diagnostics, diagnostics_table, sample_rows
+from rlint.evaluation import heldout_line, heldout_metrics, score_policy
 from rlint.policy import build_char_tokenizer, build_tiny_llama, check_checkpoint, load_policy, save_policy
 from rlint.sft import train_sft
 from rlint.stages.common import atomic_directory, checkpoint_path, metrics_path, seed_everything, write_json_atomic
@@ -80,7 +86,12 @@ def run(params: Params, root: Path) -> dict:
             save_policy(model, tokenizer, tmp, {"origin": "bootstrap", "steps": cfg.steps, "seed": seed})
     engine = TransformersEngine(model, tokenizer, batch_size=params.sampling.batch_size)
     rows = score_policy(engine, task, task.problems("heldout", 0, cfg.eval_problems), params.sampling.max_new_tokens, 0.0, seed)
-    metrics = {"round": 0, "heldout_accuracy": round(accuracy(rows), 4), "final_sft_loss": round(losses[-1], 4) if losses else None}
+    metrics = {"round": 0, **heldout_metrics(rows, task.has_step_checker), "final_sft_loss": round(losses[-1], 4) if losses else None}
+    log.info("bootstrap: %s", heldout_line(metrics))
+    if cfg.diagnostic_prompts and task.has_step_checker:
+        samples = sample_rows(engine, task, task.problems("heldout", 0, cfg.diagnostic_prompts), params.rollout.samples_per_prompt,
+                              params.sampling.temperature, params.sampling.top_p, params.sampling.max_new_tokens, round_seed(params, 0, "base_diagnostics"))
+        metrics["base_diagnostics"] = {"temperature": params.sampling.temperature, **base_diagnostics(samples)}
+        log.info("bootstrap: %s", diagnostics_table(metrics["base_diagnostics"]))
     write_json_atomic(metrics_path(root, "evaluate", 0), metrics)
-    log.info("bootstrap: held-out accuracy %.3f", metrics["heldout_accuracy"])
     return metrics

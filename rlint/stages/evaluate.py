@@ -1,4 +1,5 @@
-"""evaluate: held-out accuracy of the round's new policy (greedy by default)."""
+"""evaluate: held-out accuracy of the round's new policy (greedy by default), its standard error, and sound accuracy
+(right answer and every step right; None for a task without a step checker)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 from rlint.config import Params, round_seed
 from rlint.data import write_rows
 from rlint.engine import load_engine
-from rlint.evaluation import accuracy, score_policy
+from rlint.evaluation import heldout_line, heldout_metrics, score_policy
 from rlint.prompts import check_chat_template, encode_prompt
 from rlint.stages.common import check_context, checkpoint_path, metrics_path, write_json_atomic
 from rlint.tasks import load_task
@@ -27,7 +28,7 @@ def run(params: Params, round_id: int, root: Path) -> dict:
     for row in rows:
         row.update(round=round_id, policy_version=round_id)
     write_rows(root, "eval", round_id, rows)
-    metrics = {"round": round_id, "heldout_accuracy": round(accuracy(rows), 4), "engine": engine.name}
+    metrics = {"round": round_id, **heldout_metrics(rows, task.has_step_checker), "engine": engine.name}
     write_json_atomic(metrics_path(root, "evaluate", round_id), metrics)
-    log.info("evaluate round %d: %s", round_id, metrics)
+    log.info("evaluate round %d: %s (%s)", round_id, heldout_line(metrics), engine.name)
     return metrics

@@ -15,6 +15,7 @@ from rlint.config import Params, round_seed
 from rlint.archive import select_replays
 from rlint.data import read_rows, write_rows
 from rlint.engine import SamplingRequest, load_engine
+from rlint.evaluation import right_through_wrong_share
 from rlint.prompts import check_chat_template, encode_prompt
 from rlint.stages.common import check_context, checkpoint_path, metrics_path, seed_everything, write_json_atomic
 from rlint.steps import step_ends, token_texts
@@ -98,6 +99,7 @@ def run(params: Params, round_id: int, root: Path) -> dict:
     seconds = time.monotonic() - started
     write_rows(root, "rollouts", round_id, rows)
     tokens = sum(len(r["token_ids"]) for r in rows)
+    through_wrong = right_through_wrong_share(rows) if task.has_step_checker else None
     metrics = {
         "round": round_id,
         "rollouts": len(rows),
@@ -105,6 +107,8 @@ def run(params: Params, round_id: int, root: Path) -> dict:
         "replay_accuracy": round(sum(r["reward"] == 1.0 for r in rows if r["archive_id"]) / max(1, sum(1 for r in rows if r["archive_id"])), 4),
         "train_accuracy": round(sum(r["reward"] == 1.0 for r in rows) / len(rows), 4),
         "unscorable_rate": round(sum(r["reward"] is None for r in rows) / len(rows), 4),
+        # right rollouts with a wrong step (ground truth; None without a step checker or a right rollout): outcome reward credits them
+        "right_through_wrong_share": None if through_wrong is None else round(through_wrong, 4),
         "generated_tokens": tokens,
         "tokens_per_second": round(tokens / seconds, 1),
         "engine": engine.name,  # outputs differ between engines: which one sampled this round

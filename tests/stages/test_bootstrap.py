@@ -47,3 +47,39 @@ def test_repair_share_appends_repair_lessons_and_leaves_the_rest_unchanged(tmp_p
         # a minimal edit: the same operators and operands line by line, only values differ
         strip = lambda s: [line.split("=")[0].lstrip("0123456789") for line in s.splitlines()[:-1]]  # noqa: E731
         assert strip(attempt) == strip(task.solution(problem))
+
+
+def test_bootstrap_writes_heldout_metrics_and_base_diagnostics(tmp_path):
+    """The committed base through ``bootstrap.model_path``: greedy held-out metrics with standard errors, then the base
+    diagnostics of 3 problems x 4 samples at the sampling temperature; ``diagnostic_prompts: 0`` turns them off."""
+    import json
+
+    from rlint.stages import bootstrap
+    from tests.conftest import REPO, make_workspace
+
+    base = {"model_path": str(REPO / "checkpoints" / "round=0"), "eval_problems": 16, "diagnostic_prompts": 3}
+    root = make_workspace(tmp_path / "ws", {"bootstrap": base, "sampling": {"max_new_tokens": 64}})
+    metrics = bootstrap.run(load_params(root / "params.yaml"), root)
+    written = json.loads((root / "metrics" / "evaluate" / "round=0.json").read_text())
+    assert written == metrics and written["evaluate_problems"] == 16 and written["final_sft_loss"] is None
+    assert written["sound_accuracy"] <= written["heldout_accuracy"] and written["heldout_accuracy_sem"] >= 0
+    diagnostics = written["base_diagnostics"]
+    assert diagnostics["samples"] == 12 and diagnostics["prompts"] == 3 and diagnostics["temperature"] == 1.0
+    assert set(diagnostics) >= {"sample_accuracy", "no_right_sample_share", "right_through_wrong_share", "first_error_distribution",
+                                "step_error_rate_by_position", "samples_reaching_position"}
+    assert diagnostics["samples_reaching_position"]["1"] == 12  # every sample reaches the first step
+    assert sum(diagnostics["first_error_distribution"].values()) <= 12 * (1 - diagnostics["sample_accuracy"]) + 1e-9
+
+    off = make_workspace(tmp_path / "off", {"bootstrap": {**base, "diagnostic_prompts": 0}, "sampling": {"max_new_tokens": 64}})
+    assert "base_diagnostics" not in bootstrap.run(load_params(off / "params.yaml"), off)
+
+
+def test_diagnostic_prompts_must_not_be_negative(tmp_path):
+    import pytest
+
+    from rlint.config import ConfigError
+
+    path = tmp_path / "params.yaml"
+    path.write_text("bootstrap:\n  diagnostic_prompts: -1\n")
+    with pytest.raises(ConfigError, match="bootstrap.diagnostic_prompts must be >= 0"):
+        load_params(path)
