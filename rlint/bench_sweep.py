@@ -79,7 +79,7 @@ def plot_sweep(summary: dict, path: Path, title: str) -> None:
 
     levels = list(summary["levels"])
     modes = list(dict.fromkeys(m for entry in summary["levels"].values() for m in entry["modes"]))
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4), dpi=110)
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4.2), dpi=110, layout="constrained")
     x = range(len(levels))
     for mode in modes:
         def figure(key, level, mode=mode):
@@ -104,7 +104,6 @@ def plot_sweep(summary: dict, path: Path, title: str) -> None:
     axes[2].text(0, 1.07, "open: never", fontsize=7)
     axes[0].legend(fontsize=8)
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp.png")
     fig.savefig(tmp)

@@ -92,9 +92,7 @@ class TaskConfig:
         if self.repair_chat and self.name != "dataset":
             raise ConfigError("task.repair_chat: only for task.name 'dataset' (the embedded tokenizer has no chat template)")
         if self.name == "arithmetic":
-            self.arithmetic()  # its checks, before anything is written
-        elif self.modulus is not None:
-            raise ConfigError("task.modulus: only for task.name 'arithmetic'")
+            self.arithmetic()  # its checks, before anything is written (a dataset ignores the arithmetic keys, as it ignores value_max)
 
     def arithmetic(self):
         """The embedded task's own config (rlint/tasks/arithmetic.py); its refusals become ConfigErrors naming the key."""

@@ -10,6 +10,17 @@ def test_repository_params_load():
     assert params.rounds["r2"] == {"id": 2, "prev": 1}
 
 
+def test_presets_load_and_the_classic_one_is_the_task_before_the_testbed():
+    """Every preset is a complete params file (every key DVC tracks written out); classic draws today's old problems."""
+    from rlint.tasks import load_task
+
+    for path in sorted((REPO / "presets").glob("*.yaml")):
+        load_params(path)
+    classic = load_params(REPO / "presets" / "classic.yaml")
+    assert classic.task.modulus is None and classic.task.value_max == 99
+    assert load_task(classic.task).problems("heldout", 0, 1)[0].prompt == "Q:55,+1,+2,+7,-4,-9\n"
+
+
 @pytest.mark.parametrize("text,fragment", [
     ("mode: fancy\n", "mode='fancy'"),
     ("rollout:\n  samples_per_promt: 4\n", "rollout: unknown key(s) samples_per_promt"),
@@ -39,7 +50,6 @@ def test_repository_params_load():
     ("task:\n  repair_chat: true\n", "task.repair_chat: only for task.name 'dataset'"),
     ("task:\n  modulus: 1\n", "task.modulus=1: must be in 2.."),
     ("task:\n  modulus: 2520\n", "task.modulus=2520, task.operand_max=9: no multiplier"),
-    ("task:\n  name: dataset\n  path: x.jsonl\n  modulus: 100\n", "task.modulus: only for task.name 'arithmetic'"),
     ("task:\n  max_steps: 12\nsampling:\n  max_new_tokens: 128\n", "task.max_steps=12: prompt and solution take up to 143 tokens, more than the embedded model's context bootstrap.max_length=128"),
     ("task:\n  min_steps: 4\n  max_steps: 3\n", "task.min_steps=4 and task.max_steps=3"),
 ])
