@@ -53,11 +53,12 @@ test-fast: install
 bench-modes: install
 	$(BIN)/python scripts/bench_modes.py --jobs 2 --seeds 0,1,2,3,4 --modes $(SWEEP_MODES)
 
-# Every mode at three levels of base success (bootstrap steps of the default task), 5 seeds (bench/sweep/; hours on 2 cores).
+# Every mode at three levels of base success (the default 340-step base, 320 and 400 steps), 5 seeds (bench/sweep/; hours on 2 cores).
+SWEEP_SEEDS ?= 0,1,2,3,4
 SWEEP_MODES ?= outcome,internalized,internalized_repair,oracle,oracle_repair
-SWEEP_LEVELS ?= --level sparse:bootstrap.steps=SPARSE_STEPS --level middle:bootstrap.steps=MIDDLE_STEPS --level dense:bootstrap.steps=DENSE_STEPS
+SWEEP_LEVELS ?= --level default --level sparse:bootstrap.steps=320 --level dense:bootstrap.steps=400
 bench-sweep: install
-	$(BIN)/python scripts/bench_sweep.py --jobs 2 --seeds 0,1,2,3,4 --modes $(SWEEP_MODES) $(SWEEP_LEVELS)
+	$(BIN)/python scripts/bench_sweep.py --jobs 2 --seeds $(SWEEP_SEEDS) --budget 40000 --modes $(SWEEP_MODES) $(SWEEP_LEVELS)
 
 # rlint's outcome mode with each of TRL GRPOTrainer's remaining differences, 5 seeds (bench/baseline/ablations/).
 bench-baseline: install

@@ -404,14 +404,23 @@ class Params:
 
 
     def _check_chain_fits(self) -> None:
-        """Prompt and longest solution of the embedded task (one character per token) must fit the embedded model's context.
+        """Prompt and longest solution of the embedded task (one character per token) must fit the embedded model's context, and
+        so must a repair (its prompt holds the failed attempt) where repairs are taught or sampled.
 
         (A ``sampling.max_new_tokens`` below the longest solution is allowed: those samples are cut and score as unfinished.)"""
+        from rlint.tasks.arithmetic import REPAIR_MARKER
+
         arithmetic = self.task.arithmetic()
         completion, prompt = arithmetic.completion_chars() + 1, arithmetic.prompt_chars()  # + 1: end of sequence
         if self.bootstrap.model_path is None and prompt + completion > self.bootstrap.max_length:
             raise ConfigError(f"task.max_steps={self.task.max_steps}: prompt and solution take up to {prompt + completion} tokens, more than "
                               f"the embedded model's context bootstrap.max_length={self.bootstrap.max_length}: raise it or shorten the chains")
+        # a repair prompt holds the problem, the failed attempt and the marker; the repair follows it
+        repair = prompt + (completion - 1) + len(REPAIR_MARKER) + completion
+        repairs = self.mine.strategy == "repair" or self.bootstrap.repair_share > 0
+        if self.bootstrap.model_path is None and repairs and repair > self.bootstrap.max_length:
+            raise ConfigError(f"bootstrap.max_length={self.bootstrap.max_length}: a repair of the longest chain (task.max_steps={self.task.max_steps}) "
+                              f"takes up to {repair} tokens with its prompt (mine.strategy: repair, bootstrap.repair_share): raise it to at least {repair}")
 
 
 def _coerce(value, annotation, where: str):

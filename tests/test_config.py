@@ -52,6 +52,7 @@ def test_presets_load_and_the_classic_one_is_the_task_before_the_testbed():
     ("task:\n  modulus: 2520\n", "task.modulus=2520, task.operand_max=9: no multiplier"),
     ("task:\n  max_steps: 12\nsampling:\n  max_new_tokens: 128\n", "task.max_steps=12: prompt and solution take up to 143 tokens, more than the embedded model's context bootstrap.max_length=128"),
     ("task:\n  min_steps: 4\n  max_steps: 3\n", "task.min_steps=4 and task.max_steps=3"),
+    ("task:\n  max_steps: 6\nbootstrap:\n  repair_share: 0.5\n", "bootstrap.max_length=128: a repair of the longest chain (task.max_steps=6) takes up to 133"),
 ])
 def test_bad_params_name_file_and_key(tmp_path, text, fragment):
     path = tmp_path / "params.yaml"
