@@ -51,7 +51,7 @@ test-fast: install
 
 # Internalized (search and repair) against outcome-only and both oracles at equal generated tokens, 5 seeds (bench/modes/).
 bench-modes: install
-	$(BIN)/python scripts/bench_modes.py --jobs 2 --seeds 0,1,2,3,4 --modes $(SWEEP_MODES)
+	$(BIN)/python scripts/bench_modes.py --jobs 2 --seeds 0,1,2,3,4 --budget 40000 --modes $(SWEEP_MODES)
 
 # Every mode at three levels of base success (the default 340-step base, 320 and 400 steps), 5 seeds (bench/sweep/; hours on 2 cores).
 SWEEP_SEEDS ?= 0,1,2,3,4

@@ -112,12 +112,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"bench_sweep: error: {err}", file=sys.stderr)
             return 2
     summary = sweep_summary(records, args.budget, names)
-    summary["bases"] = bases
+    summary["bases"], summary["level_order"] = bases, names
     summary["level_overrides"] = {name: {k: v for k, v in overrides.items()} for name, overrides in levels}
     summary["overrides"], summary["engine"] = args.set, args.engine
     table = sweep_table(summary)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    text = f"{table}\n{_bases_table(bases)}\nwall time: {time.monotonic() - started:.0f} s (jobs {args.jobs}, load average at the end {load:.1f})\n"
+    timing = (f"summarized from {', '.join(str(p) for p in args.from_records)}" if args.from_records
+              else f"wall time: {time.monotonic() - started:.0f} s (jobs {args.jobs}, load average at the end {load:.1f})")
+    text = f"{table}\n{_bases_table(bases)}\n{timing}\n"
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.txt").write_text(text)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n")
