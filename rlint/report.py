@@ -9,6 +9,7 @@ COLUMNS = [
     # (header, stage, metric key, format)
     ("round", None, "round", "{}"),
     ("heldout_acc", "evaluate", "heldout_accuracy", "{:.3f}"),
+    ("sound_acc", "evaluate", "sound_accuracy", "{:.3f}"),  # right answer and every step right (tasks with a step checker)
     ("train_acc", "rollout", "train_accuracy", "{:.3f}"),
     ("failure_rate", "rollout", "failure_rate", "{:.3f}"),
     ("failures_mined", "mine", "failures_located", "{}"),

@@ -53,12 +53,13 @@ def test_report_prints_a_row_per_round(tmp_path, capsys):
     (metrics / "evaluate").mkdir(parents=True)
     (metrics / "rollout").mkdir()
     (metrics / "evaluate" / "round=0.json").write_text('{"heldout_accuracy": 0.25}')
-    (metrics / "evaluate" / "round=1.json").write_text('{"heldout_accuracy": 0.5}')
+    (metrics / "evaluate" / "round=1.json").write_text('{"heldout_accuracy": 0.5, "sound_accuracy": 0.375}')
     (metrics / "rollout" / "round=1.json").write_text('{"train_accuracy": 0.4}')
     assert main(["--root", str(tmp_path), "report"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert lines[1].split()[:3] == ["0", "0.250", "-"]
-    assert lines[2].split()[:4] == ["1", "0.500", "0.400", "0.600"]
+    assert lines[0].split()[:3] == ["round", "heldout_acc", "sound_acc"]
+    assert lines[1].split()[:4] == ["0", "0.250", "-", "-"]
+    assert lines[2].split()[:5] == ["1", "0.500", "0.375", "0.400", "0.600"]
 
 
 def test_third_party_noise_is_quiet_unless_verbose():

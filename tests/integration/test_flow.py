@@ -31,7 +31,7 @@ def test_flow_runs_a_round_and_publishes_the_table(harness, tmp_path):
     ws = _workspace(tmp_path / "ws")
     table = run_rounds(root=str(ws))
     lines = table.splitlines()
-    assert lines[0].split()[:3] == ["round", "heldout_acc", "train_acc"]
+    assert lines[0].split()[:4] == ["round", "heldout_acc", "sound_acc", "train_acc"]
     assert [line.split()[0] for line in lines[1:]] == ["0", "1"]
     assert (ws / "dvc.lock").is_file() and (ws / "checkpoints" / "round=1" / "model.safetensors").is_file()
 
