@@ -402,7 +402,6 @@ class Params:
         if ids != list(range(1, len(ids) + 1)):
             raise ConfigError(f"rounds: ids must be 1, 2, ... without gaps (each round reads the previous one's checkpoint), got {ids}")
 
-
     def _check_chain_fits(self) -> None:
         """Prompt and longest solution of the embedded task (one character per token) must fit the embedded model's context, and
         so must a repair (its prompt holds the failed attempt) where repairs are taught or sampled.
