@@ -57,9 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     from rlint.config import ConfigError
 
     try:
-        levels = [parse_level(text) for text in args.level]
         common = {key: yaml.safe_load(value) for key, _, value in (item.partition("=") for item in args.set)}
-        levels = [(name, {key: yaml.safe_load(value) for key, value in overrides.items()}) for name, overrides in levels]
+        levels = [(name, {key: yaml.safe_load(value) for key, value in overrides.items()}) for name, overrides in map(parse_level, args.level)]
     except (ValueError, yaml.YAMLError) as err:
         print(f"bench_sweep: error: {err}", file=sys.stderr)
         return 2
@@ -78,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.from_records:
         records = [row for path in args.from_records for row in pl.read_parquet(path).to_dicts() if row["mode"] in modes]
         names = [name for name, _ in levels] or list(dict.fromkeys(r["level"] for r in records))
+        seeds = sorted({r["seed"] for r in records})  # what the records hold, not --seeds
         for name in names:
             metrics = out / f"level={name}" / "bootstrap" / "metrics" / "evaluate" / "round=0.json"
             bases[name] = json.loads(metrics.read_text()) if metrics.exists() else None
@@ -90,11 +90,10 @@ def main(argv: list[str] | None = None) -> int:
         base_text = yaml.safe_load(Path(args.params).read_text())
         records, names = [], []
         try:
-            for name, overrides in levels:
-                level_params = _with_overrides(base_text, overrides)
+            params_of = {name: _with_overrides(base_text, overrides) for name, overrides in levels}
+            for name, level_params in params_of.items():
                 load_params_text(level_params, name)  # refuse a bad level before any training
-            for name, overrides in levels:
-                level_params = _with_overrides(base_text, overrides)
+            for name, level_params in params_of.items():
                 checkpoint, bases[name] = bootstrap_level(level_params, out / f"level={name}" / "bootstrap")
                 campaign_overrides = {"sampling.engine": args.engine, **common}
                 base_eval = _base_eval(level_params, checkpoint, out / f"level={name}", campaign_overrides)
@@ -113,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     summary = sweep_summary(records, args.budget, names)
     summary["bases"], summary["level_order"] = bases, names
-    summary["level_overrides"] = {name: {k: v for k, v in overrides.items()} for name, overrides in levels}
+    summary["level_overrides"] = dict(levels)
     summary["overrides"], summary["engine"] = args.set, args.engine
     table = sweep_table(summary)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
