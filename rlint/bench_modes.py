@@ -23,7 +23,7 @@ import numpy as np
 import yaml
 
 ROUND_STAGES = ("rollout", "mine", "correct", "archive", "credit", "optimize", "evaluate")
-MODES_ORDER = ("outcome", "internalized", "internalized_repair", "oracle", "oracle_repair")
+MODES_ORDER = ("outcome", "internalized", "internalized_repair", "internalized_repair_refined", "oracle", "oracle_repair")
 # a benchmark's mode label -> (params.yaml ``mode``, the parameters that make the label); the label's
 # parameters win over --set / --set-mode. ``oracle`` is the search family's oracle whatever the base
 # strategy (as before the oracle repair existed); ``*_repair`` are the repair family (docs/method.md, "Modes").
@@ -32,12 +32,13 @@ MODE_LABELS = {
     "outcome": ("outcome", {}),
     "internalized": ("internalized", {}),
     "internalized_repair": ("internalized", REPAIR),
+    "internalized_repair_refined": ("internalized", {**REPAIR, "credit.repairer_weight": 1.0}),  # the repairer trained on its own attempts too
     "oracle": ("oracle", {"mine.strategy": "search"}),
     "oracle_repair": ("oracle", REPAIR),
 }
 ORACLES = ("oracle", "oracle_repair")
 # the oracle each label's gap is closed towards: the first of these that ran (the upper bound of its own identify family first)
-GAP_ORACLES = {"internalized_repair": ("oracle_repair", "oracle")}
+GAP_ORACLES = {"internalized_repair": ("oracle_repair", "oracle"), "internalized_repair_refined": ("oracle_repair", "oracle")}
 
 log = logging.getLogger(__name__)
 

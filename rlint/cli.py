@@ -149,7 +149,7 @@ TASK_STAGES = ("bootstrap", "rollout", "credit", "evaluate")  # stages that alwa
 
 
 # the round's stage outputs each stage reads (dvc.yaml's data deps; tests/test_hostile.py checks they agree)
-STAGE_INPUTS = {"mine": ("rollouts",), "correct": ("rollouts", "failures", "continuations"), "credit": ("rollouts", "failures", "branches"),
+STAGE_INPUTS = {"mine": ("rollouts",), "correct": ("rollouts", "failures", "continuations"), "credit": ("rollouts", "failures", "branches", "continuations"),
                 "archive": ("rollouts", "failures", "corrections"), "optimize": ("train_set",)}
 
 

@@ -251,6 +251,7 @@ class CreditConfig:
     continuation_weight: float = 1.0  # internalized: scale of the advantages of mining continuations from good prefixes (0: not trained)
     unchanged_weight: float = 0.0  # repair_diff: weight of a repaired failure's tokens the repair left unchanged (0: not penalised)
     repair_unchanged_weight: float = 1.0  # repair_diff: weight of a repair's unchanged tokens (its changed ones have weight 1)
+    repairer_weight: float = 0.0  # repair_diff: scale of the repairer's own credit, every repair attempt trained in the repair context (0: off)
     epsilon: float = 1e-6  # added to the group std
     group_std: str = "population"  # population (divide by n) | sample (divide by n - 1, TRL's GRPOTrainer)
     answer_text: str | None = None  # info_gain: how the reference answer is written after the steps ("{answer}" is replaced); None: the task's own
@@ -263,9 +264,10 @@ class CreditConfig:
             raise ConfigError(f"credit.estimator={self.estimator!r}: use one of {', '.join(ESTIMATORS)}")
         if not 0.0 <= self.process_weight <= 1.0:
             raise ConfigError("credit.process_weight must be in [0, 1]")
-        if min(self.after_error_weight, self.branch_weight, self.continuation_weight, self.unchanged_weight, self.repair_unchanged_weight) < 0:
-            raise ConfigError("credit.after_error_weight, credit.branch_weight, credit.continuation_weight, credit.unchanged_weight and "
-                              "credit.repair_unchanged_weight must be >= 0")
+        weights = ("after_error_weight", "branch_weight", "continuation_weight", "unchanged_weight", "repair_unchanged_weight", "repairer_weight")
+        for name in weights:
+            if not getattr(self, name) >= 0:
+                raise ConfigError(f"credit.{name}={getattr(self, name)}: must be >= 0")
         if self.answer_text is not None and "{answer}" not in self.answer_text:
             raise ConfigError(f"credit.answer_text={self.answer_text!r}: must contain {{answer}}")
         if self.score_batch_size < 1:
@@ -383,6 +385,13 @@ class Params:
             raise ConfigError(f"credit.continuation_weight={self.credit.continuation_weight} trains mining continuations, sampled at "
                               f"mine.temperature={self.mine.temperature}, with a loss at sampling.temperature={self.sampling.temperature}: "
                               "make the two equal, or set credit.continuation_weight: 0")
+        if self.credit.repairer_weight > 0 and self.mode == "internalized" and self.mine.strategy != "repair":
+            raise ConfigError(f"credit.repairer_weight={self.credit.repairer_weight} trains repair attempts, but mine.strategy="
+                              f"{self.mine.strategy!r} makes none: set mine.strategy: repair, or credit.repairer_weight: 0")
+        if self.credit.repairer_weight > 0 and self.mine.temperature != self.sampling.temperature:
+            raise ConfigError(f"credit.repairer_weight={self.credit.repairer_weight} trains repair attempts, sampled at "
+                              f"mine.temperature={self.mine.temperature}, with a loss at sampling.temperature={self.sampling.temperature}: "
+                              "make the two equal, or set credit.repairer_weight: 0")
         if self.task.name == "arithmetic":
             self._check_chain_fits()
         rows = self.rollout.prompts_per_round * self.rollout.samples_per_prompt

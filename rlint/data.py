@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 
 from rlint.atomic import replace_file_atomic
 
-SCHEMA_VERSION = "4"  # 3: train_set per-row advantage summaries; 4: repair columns of failures, branches.kind
+SCHEMA_VERSION = "5"  # 3: train_set per-row advantage summaries; 4: repair columns of failures, branches.kind; 5: repair attempts
 
 _ids = pa.list_(pa.int32())
 _floats = pa.list_(pa.float32())
@@ -78,19 +78,20 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("edit_size", pa.float32()),  # changed tokens / failed tokens
         ("repair_attempts", pa.int32()),
         ("repair_verified", pa.int32()),  # attempts the verifier accepted
+        ("repair_prompt_token_ids", _ids),  # the repair prompt the attempts were sampled after (null without attempts)
     ]),
     "continuations": pa.schema([
         ("continuation_id", pa.string()),
         ("failure_id", pa.string()),
         ("round", pa.int32()),
         ("policy_version", pa.int32()),
-        ("prefix_steps", pa.int32()),  # continued after this many steps of the failed rollout
-        ("prefix_token_count", pa.int32()),  # = step_ends[prefix_steps - 1], 0 for the prompt alone
+        ("prefix_steps", pa.int32()),  # continued after this many steps of the failed rollout (a repair attempt: 0)
+        ("prefix_token_count", pa.int32()),  # = step_ends[prefix_steps - 1], 0 for the prompt alone (a repair attempt: 0)
         ("token_ids", _ids),
         ("logprobs", _floats),
         ("completion", pa.string()),
         ("reward", pa.float32()),
-        ("stage", pa.string()),  # "mine" or "correct"
+        ("stage", pa.string()),  # "mine" or "correct"; "repair": a repair attempt, a completion of the failure's repair_prompt_token_ids
     ]),
     "branches": pa.schema([
         ("branch_id", pa.string()),
@@ -134,7 +135,8 @@ SCHEMAS: dict[str, pa.Schema] = {
     ]),
     "train_set": pa.schema([
         ("example_id", pa.string()),
-        ("kind", pa.string()),  # "rollout", "branch", "continuation" (a mining sample from a good prefix) or "repair" (context: the original prompt)
+        ("kind", pa.string()),  # "rollout", "branch", "continuation" (a mining sample from a good prefix), "repair" (context: the original
+        # prompt) or "repair_attempt" (context: the repair prompt; credit.repairer_weight)
         ("rollout_id", pa.string()),  # the rollout, or the branch's parent
         ("round", pa.int32()),
         ("policy_version", pa.int32()),

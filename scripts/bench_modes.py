@@ -6,9 +6,10 @@ Usage: python scripts/bench_modes.py [--budget 70000] [--seeds 0,1,2] [--modes o
 Every campaign starts from the same base policy (the committed bootstrap checkpoint) and runs
 the real round stages until it has generated ``--budget`` tokens (rollouts, mining
 continuations and correction samples all count). A mode label is a params ``mode`` plus the
-parameters that make it (rlint.bench_modes.MODE_LABELS): ``internalized_repair`` and
-``oracle_repair`` are the repair family (``mine.strategy: repair``, ``credit.estimator:
-repair_diff``), ``oracle`` the search family's oracle. Writes to ``--out``:
+parameters that make it (rlint.bench_modes.MODE_LABELS): ``internalized_repair``,
+``internalized_repair_refined`` (the repairer also trained on its own attempts,
+``credit.repairer_weight: 1``) and ``oracle_repair`` are the repair family (``mine.strategy:
+repair``, ``credit.estimator: repair_diff``), ``oracle`` the search family's oracle. Writes to ``--out``:
 - ``records.parquet``: one row per (mode, seed, round): tokens by kind, cumulative tokens, held-out and sound accuracy,
   the share of right rollouts through a wrong step;
 - ``summary.txt``: the table printed at the end; ``summary.json``: the same figures per mode (rlint.bench_modes.summary_record);

@@ -1,6 +1,6 @@
 """A repair-taught embedded base policy: held-out accuracy and repair success along its supervised training.
 
-Usage: python scripts/calibrate_repair.py [--params params.yaml] [--repair-share 0.5] [--at 300,500,700]
+Usage: python scripts/calibrate_repair.py [--params params.yaml] [--repair-share 0.5] [--faithful-share F] [--at 300,500,700]
        [--problems 200] [--samples 4] [--out /tmp/rlint-repair-base] [--json bench/repair_bootstrap.json]
 
 Trains the embedded model as the bootstrap stage does, with ``bootstrap.repair_share`` set, and at
@@ -12,7 +12,10 @@ bootstrap with N steps) prints and records:
   attempts through the mine stage's own code (rlint/stages/repair.py, the same gates);
   ``repair_success`` is the share of them with a kept repair, ``loc_acc`` the share of located
   first errors equal to the ground truth, ``verified_edit_sizes`` the quartiles of the edit size of
-  every verified attempt (what ``mine.repair_max_edit`` should admit).
+  every verified attempt (what ``mine.repair_max_edit`` should admit);
+- ``base_diagnostics``: the bootstrap stage's diagnostics (rlint/base_diagnostics.py) on
+  ``bootstrap.diagnostic_prompts`` held-out problems, among them the share of right answers through a wrong step.
+``--faithful-share`` overrides ``bootstrap.faithful_share`` (default: the params file's).
 Each step-N model is saved under ``--out/step=N`` (a scratch directory, never checkpoints/).
 """
 
@@ -29,6 +32,7 @@ import numpy as np
 import torch
 
 from rlint.atomic import write_json_atomic
+from rlint.base_diagnostics import base_diagnostics, sample_rows
 from rlint.config import load_params, round_seed
 from rlint.engine import SamplingRequest
 from rlint.engine.hf import TransformersEngine
@@ -66,7 +70,7 @@ def measure(model, tokenizer, params, task, heldout, args, seed: int) -> dict:
     failures = own_failures(engine, task, heldout, args.samples, params.sampling.max_new_tokens, params.sampling.temperature, seed)
     # every edit admitted, so each failure keeps its smallest verified edit; the gate is applied below
     loose = dataclasses.replace(params, mine=dataclasses.replace(params.mine, repair_max_edit=1.0))
-    rows = identify_by_repair(failures, engine, task, loose, seed + 1, round_id=1)
+    rows = identify_by_repair(failures, engine, task, loose, seed + 1, round_id=1).failures
     attempted = [r for r in rows if r["repair_attempts"]]
     edits = [r["edit_size"] for r in attempted if r["edit_size"] is not None and r["decided_by"] == "repair"]
     gated = params.mine.repair_max_edit
@@ -85,6 +89,9 @@ def measure(model, tokenizer, params, task, heldout, args, seed: int) -> dict:
         "verified_attempt_share": round(sum(r["repair_verified"] for r in rows) / max(1, sum(r["repair_attempts"] for r in rows)), 4),
         "kept_edit_sizes": [round(float(q), 4) for q in np.quantile(edits, [0.25, 0.5, 0.75, 1.0])] if edits else None,
         "decided_by": decided,
+        "base_diagnostics": base_diagnostics(sample_rows(engine, task, task.problems("heldout", 0, params.bootstrap.diagnostic_prompts),
+                                                         params.rollout.samples_per_prompt, params.sampling.temperature, params.sampling.top_p,
+                                                         params.sampling.max_new_tokens, seed + 2)),
     }
 
 
@@ -92,6 +99,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--repair-share", type=float, default=0.5)
+    parser.add_argument("--faithful-share", type=float, default=None, help="bootstrap.faithful_share (default: the params file's)")
     parser.add_argument("--at", default="300,500,700")
     parser.add_argument("--problems", type=int, default=200)
     parser.add_argument("--samples", type=int, default=4)
@@ -102,7 +110,8 @@ def main() -> None:
     torch.set_num_threads(1)
     base = load_params(args.params)
     at = sorted(int(s) for s in args.at.split(","))
-    params = dataclasses.replace(base, bootstrap=dataclasses.replace(base.bootstrap, repair_share=args.repair_share, steps=at[-1]))
+    faithful = base.bootstrap.faithful_share if args.faithful_share is None else args.faithful_share
+    params = dataclasses.replace(base, bootstrap=dataclasses.replace(base.bootstrap, repair_share=args.repair_share, faithful_share=faithful, steps=at[-1]))
     cfg, task = params.bootstrap, load_task(params.task)
     seed = round_seed(params, 0, "bootstrap")
     seed_everything(seed)
@@ -113,7 +122,7 @@ def main() -> None:
     def on_step(step, model):
         if step in at:
             save_policy(model, tokenizer, Path(args.out) / f"step={step}", {"origin": "calibrate_repair", "steps": step, "seed": seed,
-                                                                            "repair_share": args.repair_share})
+                                                                            "repair_share": args.repair_share, "faithful_share": faithful})
             with torch.no_grad():
                 result = {"steps": step, **measure(model, tokenizer, params, task, heldout, args, seed)}
             results.append(result)
@@ -121,7 +130,7 @@ def main() -> None:
             model.train()
 
     train_sft(model, examples, tokenizer.pad_token_id, cfg.steps, cfg.batch_size, cfg.lr, seed, on_step=on_step)
-    write_json_atomic(Path(args.json), {"repair_share": args.repair_share, "train_examples": len(examples), "heldout_problems": args.problems,
+    write_json_atomic(Path(args.json), {"repair_share": args.repair_share, "faithful_share": faithful, "train_examples": len(examples), "heldout_problems": args.problems,
                                         "samples_per_problem": args.samples, "repair_samples": params.mine.repair_samples,
                                         "repair_max_edit": params.mine.repair_max_edit, "results": results})
 

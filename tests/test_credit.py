@@ -239,7 +239,7 @@ def test_sft_gate_reads_a_replayed_rollout_with_its_archived_prefix():
 
 def _continuation(cid, failure_id, steps, offset, reward, tokens):
     return {"continuation_id": cid, "failure_id": failure_id, "prefix_steps": steps, "prefix_token_count": offset, "token_ids": tokens,
-            "logprobs": [-0.5] * len(tokens), "completion": "3+3=6\nA:6\n", "reward": reward}
+            "logprobs": [-0.5] * len(tokens), "completion": "3+3=6\nA:6\n", "reward": reward, "stage": "mine"}
 
 
 def test_good_prefix_continuations_by_hand():
@@ -290,7 +290,7 @@ def test_an_oracle_repair_is_credited_exactly_like_the_same_self_repair():
     wrong = dict(rollout_row(engine, WRONG, rollout_id="r1-p-s1"), reward=TASK.reward(WRONG, PROBLEM.answer))
     for i, row in enumerate((right, wrong)):
         row.update(round=1, policy_version=0, sample_index=i, logprobs=[-1.0] * len(row["token_ids"]), completion=engine.decode(row["token_ids"]))
-    (self_failure,) = identify_by_repair([wrong], engine, TASK, params(repair_samples=1), seed=0, round_id=1)
+    (self_failure,) = identify_by_repair([wrong], engine, TASK, params(repair_samples=1), seed=0, round_id=1).failures
     (oracle_failure,) = identify_by_oracle_repair([wrong], TASK, engine.tokenizer, round_id=1)
     old = {"r1-p-s1-repair": [-0.25] * len(oracle_failure["repair_token_ids"])}  # what credit.run recomputes under the original prompt
     trained = {}
@@ -301,3 +301,44 @@ def test_an_oracle_repair_is_credited_exactly_like_the_same_self_repair():
     assert trained["oracle"] == trained["self"]
     failed = trained["oracle"][1]
     assert [WRONG[i] for i, w in enumerate(failed["loss_weights"]) if w > 0] == ["6"] and min(failed["advantages"]) == -1.0
+
+
+def test_the_repairer_is_trained_on_its_own_attempts_in_the_repair_context():
+    """credit.repairer_weight: a failure's attempts, group-normalised, as completions of its repair prompt."""
+    import dataclasses
+
+    from rlint.stages.correct import repair_branch
+    from rlint.stages.repair import identify_by_repair
+    from tests.stages.test_repair import PROBLEM, RIGHT, TASK, WRONG, ScriptedEngine, params, rollout_row
+
+    engine = ScriptedEngine([WRONG.replace("51", "50"), RIGHT, WRONG.replace("51", "49")])
+    right = dict(rollout_row(engine, RIGHT, rollout_id="r1-p-s0"), reward=1.0)
+    wrong = dict(rollout_row(engine, WRONG, rollout_id="r1-p-s1"), reward=TASK.reward(WRONG, PROBLEM.answer))
+    for i, row in enumerate((right, wrong)):
+        row.update(round=1, policy_version=0, sample_index=i, logprobs=[-1.0] * len(row["token_ids"]), completion=engine.decode(row["token_ids"]))
+    repaired = identify_by_repair([wrong], engine, TASK, params(), seed=0, round_id=1)
+    (failure,) = repaired.failures
+    old = {"r1-p-s1-repair": [-0.25] * len(failure["repair_token_ids"])}
+    base = params(strategy="repair")
+
+    def train_set(weight):
+        p = dataclasses.replace(base, credit=dataclasses.replace(base.credit, repairer_weight=weight))
+        return build_train_set([right, wrong], [failure], [repair_branch(failure, wrong)], p, task=TASK, continuations=repaired.attempts,
+                               repair_logprobs=old)
+
+    off, on = train_set(0.0), train_set(0.5)
+    assert [r["kind"] for r in off] == ["rollout", "rollout", "repair"]
+    assert on[:3] == off  # the rest of the round is credited as before
+    attempts = on[3:]
+    assert [r["kind"] for r in attempts] == ["repair_attempt"] * 3
+    assert [r["example_id"] for r in attempts] == ["r1-p-s1-repair0", "r1-p-s1-repair1", "r1-p-s1-repair2"]
+    assert all(engine.decode(r["context_token_ids"]) == PROBLEM.prompt + WRONG + "::\n" for r in attempts)
+    # one verified attempt of three: (1 - 1/3) / std and (0 - 1/3) / std, std = sqrt(2) / 3, scaled by 0.5
+    std = np.sqrt(2) / 3
+    assert [r["advantages"][0] for r in attempts] == pytest.approx([-0.5 / 3 / std, 0.5 * 2 / 3 / std, -0.5 / 3 / std], rel=1e-5)
+    assert all(len(set(r["advantages"])) == 1 and set(r["loss_weights"]) == {1.0} and not r["sft"] for r in attempts)
+    assert [r["logprobs"] for r in attempts] == [a["logprobs"] for a in repaired.attempts]  # sampled after this very prompt
+    # a failure whose attempts all share one outcome teaches the repairer nothing
+    same = [dict(a, reward=0.0) for a in repaired.attempts]
+    p = dataclasses.replace(base, credit=dataclasses.replace(base.credit, repairer_weight=0.5))
+    assert [r["kind"] for r in build_train_set([right, wrong], [failure], [], p, task=TASK, continuations=same)] == ["rollout", "rollout"]

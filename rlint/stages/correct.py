@@ -101,6 +101,8 @@ def run(params: Params, round_id: int, root: Path) -> dict:
     started = time.monotonic()
     known: dict[str, list[dict]] = defaultdict(list)  # problem_id -> continuations as full sequences
     for cont in continuations:
+        if cont["stage"] == "repair":  # a repair attempt continues the repair prompt, not a prefix
+            continue
         parent = rollouts[cont["failure_id"]]
         context = prefix_context(parent, cont["prefix_token_count"])
         known[parent["problem_id"]].append({

@@ -22,7 +22,7 @@ import numpy as np
 from rlint.config import Params
 from rlint.credit import ESTIMATORS, BranchInput, CreditInputs, LocatedFailure, reasoning_steps, watermark_gains
 from rlint.data import read_rows, write_rows
-from rlint.repair import REPAIR_LOCATED, unflatten_spans
+from rlint.repair import REPAIR_LOCATED, repairer_advantages, unflatten_spans
 from rlint.stages.common import checkpoint_path, metrics_path, write_json_atomic
 from rlint.steps import prefix_context, prefix_offset, step_char_ends
 from rlint.tasks import load_task
@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 def good_prefix_continuations(failures: list[dict], continuations: list[dict], branches: list[dict]) -> list[tuple[dict, float]]:
     """Mining continuations that start from a good prefix of a located failure, with that prefix's value.
 
+    Repair attempts (``stage: "repair"``) are not continuations of a prefix and are left out.
     A prefix of ``s`` steps is good when ``s < first_error_step``. Its value is the probe's
     estimate (``probe_steps``/``probe_values``; ``value_before`` for the last good prefix), else
     the mean reward of the failure's continuations from it. Continuations already kept as
@@ -46,7 +47,8 @@ def good_prefix_continuations(failures: list[dict], continuations: list[dict], b
     out = []
     for cont in continuations:
         failure = by_failure.get(cont["failure_id"])
-        if failure is None or cont["prefix_steps"] >= failure["first_error_step"] or cont["continuation_id"] in kept or not cont["token_ids"]:
+        if (failure is None or cont["stage"] == "repair" or cont["prefix_steps"] >= failure["first_error_step"] or cont["continuation_id"] in kept
+                or not cont["token_ids"]):
             continue
         values = dict(zip(failure["probe_steps"] or [], failure["probe_values"] or []))
         if cont["prefix_steps"] == failure["first_error_step"] - 1:
@@ -90,8 +92,13 @@ def build_train_set(rollouts: list[dict], failures: list[dict], branches: list[d
                     task=None, replay_prefixes: dict[str, str] | None = None, continuations: list[dict] = (),
                     repair_logprobs: dict[str, list[float]] | None = None) -> list[dict]:
     """Train-set rows: one per rollout, one per corrected branch, one per good-prefix mining continuation
-    when ``credit.continuation_weight`` > 0 (mode "outcome": rollouts only).
+    when ``credit.continuation_weight`` > 0, and one per repair attempt with a nonzero advantage when
+    ``credit.repairer_weight`` > 0 (mode "outcome": rollouts only).
 
+    ``continuations``: the round's ``continuations`` rows; those of ``stage: "repair"`` are repair
+    attempts, trained as completions of their failure's repair prompt (kind ``repair_attempt``) with
+    :func:`rlint.repair.repairer_advantages` on every token; their log-probabilities were sampled
+    after that same prompt, so they are the "old" ones as they stand.
     ``replay_prefixes``: rollout_id -> text of the archived prefix a replayed rollout continued
     (the format gate judges that prefix and the completion together, as the verifier did).
     ``repair_logprobs``: branch_id -> log-probabilities of a repair (kind "repair") under the
@@ -130,6 +137,32 @@ def build_train_set(rollouts: list[dict], failures: list[dict], branches: list[d
         text = replay_prefixes.get(parent["rollout_id"], "") + _prefix_text(parent["completion"], task.step_delimiter, cont["prefix_steps"], task.merge_empty_steps) + cont["completion"]
         sft = cont["reward"] == 1.0 and task.well_formed(text)
         rows.append(_row(cont["continuation_id"], "continuation", parent, context, cont["token_ids"], cont["logprobs"], advantages, weights, cont["reward"], sft))
+    if params.mode != "outcome" and params.credit.repairer_weight > 0:
+        rows += repairer_rows(failures, [c for c in continuations if c["stage"] == "repair"], parents, params.credit)
+    return rows
+
+
+def repairer_rows(failures: list[dict], attempts: list[dict], rollouts: dict[str, dict], cfg) -> list[dict]:
+    """Train-set rows of kind ``repair_attempt``: each failure's attempts, group-normalised over them
+    (:func:`rlint.repair.repairer_advantages`), in the context of the failure's repair prompt; attempts
+    with a zero advantage (every attempt of the failure verified, or none) are left out."""
+    by_failure: dict[str, list[dict]] = {}
+    for attempt in attempts:
+        by_failure.setdefault(attempt["failure_id"], []).append(attempt)
+    rows = []
+    for failure in failures:
+        group = by_failure.get(failure["failure_id"], [])
+        if not group:
+            continue
+        if failure["repair_prompt_token_ids"] is None:
+            raise ValueError(f"failure {failure['failure_id']}: repair attempts without the repair prompt (failures.repair_prompt_token_ids)")
+        for attempt, advantage in zip(group, repairer_advantages([a["reward"] for a in group], cfg.repairer_weight, cfg.epsilon)):
+            n = len(attempt["token_ids"])
+            if advantage == 0 or not n:
+                continue
+            rows.append(_row(attempt["continuation_id"], "repair_attempt", rollouts[failure["failure_id"]], list(failure["repair_prompt_token_ids"]),
+                             attempt["token_ids"], attempt["logprobs"], np.full(n, advantage, dtype=np.float32), np.ones(n, dtype=np.float32),
+                             attempt["reward"], False))
     return rows
 
 
@@ -215,7 +248,7 @@ def run(params: Params, round_id: int, root: Path) -> dict:
     rollouts = read_rows(root, "rollouts", round_id)
     failures = read_rows(root, "failures", round_id)
     branches = read_rows(root, "branches", round_id)
-    continuations = read_rows(root, "continuations", round_id) if params.credit.continuation_weight > 0 else []
+    continuations = read_rows(root, "continuations", round_id) if params.credit.continuation_weight > 0 or params.credit.repairer_weight > 0 else []
     task = load_task(params.task, params.limits)
     answer_probs = None
     if ESTIMATORS[cfg.estimator].needs_answer_probs:
@@ -262,6 +295,7 @@ def credit_metrics(rows: list[dict], round_id: int, answer_probs: list[np.ndarra
         "branch_examples": sum(r["kind"] == "branch" for r in rows),
         "repair_examples": sum(r["kind"] == "repair" for r in rows),
         "continuation_examples": sum(r["kind"] == "continuation" for r in rows),
+        "repair_attempt_examples": sum(r["kind"] == "repair_attempt" for r in rows),
         "sft_examples": sum(r["sft"] for r in rows),
         "trained_tokens": int(trained.sum()),
         "masked_tokens": int((~trained).sum()),

@@ -132,7 +132,8 @@ def identify_by_repair_strategy(params: Params, chosen: list[FailureSearch], rol
         from transformers import AutoTokenizer
 
         return Identified(identify_by_oracle_repair(rows, task, AutoTokenizer.from_pretrained(engine.checkpoint), round_id), [])
-    return Identified(identify_by_repair(rows, engine, task, params, seed, round_id), [])
+    repaired = identify_by_repair(rows, engine, task, params, seed, round_id)
+    return Identified(repaired.failures, repaired.attempts)
 
 
 # mine.strategy -> identify function (params, chosen failures, the round's rollouts, engine, task, seed, round) -> Identified

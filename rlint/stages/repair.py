@@ -6,7 +6,9 @@ format, or ``task.repair_template`` wrapped in the model's chat template when
 ``task.repair_chat`` asks for it), the verifier scores each attempt, and the kept repair (the
 verified one with the smallest edit) is aligned with the failure: the step holding the first
 change is the located first error. The failure row records that step, ``decided_by`` and the
-tokens spent, plus the repair's completion, reward, changed spans and edit size.
+tokens spent, plus the repair's completion, reward, changed spans and edit size, and the repair
+prompt's token ids. Every attempt is also a ``continuations`` row (``stage: "repair"``, a completion
+of that repair prompt), which the credit stage trains when ``credit.repairer_weight`` > 0.
 
 A replayed rollout (one that restarted from an archived prefix) is repaired as a whole: the
 attempt shown is the archived prefix and the completion, the repair is a completion of the
@@ -21,6 +23,7 @@ chain from the true first error on, nothing sampled; it is credited exactly like
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from rlint.config import ConfigError, Params
 from rlint.engine import SamplingRequest
@@ -30,7 +33,15 @@ from rlint.tasks.base import Problem
 
 # the repair columns of a failure row; search strategies and unrepaired failures keep these values
 NO_REPAIR = {"repair_token_ids": None, "repair_logprobs": None, "repair_completion": None, "repair_reward": None, "changed_spans": None,
-             "repair_changed_spans": None, "edit_size": None, "repair_attempts": 0, "repair_verified": 0}
+             "repair_changed_spans": None, "edit_size": None, "repair_attempts": 0, "repair_verified": 0, "repair_prompt_token_ids": None}
+
+
+@dataclass
+class Repaired:
+    """What :func:`identify_by_repair` returns: one ``failures`` row per failed rollout, one ``continuations`` row per attempt."""
+
+    failures: list[dict]
+    attempts: list[dict]
 
 
 def check_repair_chat(task, tokenizer, checkpoint) -> None:
@@ -67,8 +78,9 @@ def _row(row: dict, round_id: int, decided_by: str, first_error_step: int | None
     }
 
 
-def identify_by_repair(rows: list[dict], engine, task, params: Params, seed: int, round_id: int) -> list[dict]:
-    """Failure rows (the ``failures`` schema) of the failed rollouts ``rows``, identified by repair.
+def identify_by_repair(rows: list[dict], engine, task, params: Params, seed: int, round_id: int) -> Repaired:
+    """Failure rows (the ``failures`` schema) of the failed rollouts ``rows``, identified by repair, and
+    the attempts as ``continuations`` rows (``stage: "repair"``, id ``<failure_id>-repair<j>``).
 
     ``decided_by``: "repair" (located), "repair_unverified" (no attempt verified), "repair_rewrite"
     (verified attempts all edited more than ``mine.repair_max_edit``), "repair_in_prefix",
@@ -94,6 +106,7 @@ def identify_by_repair(rows: list[dict], engine, task, params: Params, seed: int
                                   max_new_tokens=params.sampling.max_new_tokens, seed=seed)
         drawn = engine.generate(request, desc="repair")
     out = {row["rollout_id"]: _row(row, round_id, "no_steps" if not row["step_ends"] else "repair_truncated") for row in rows}
+    attempt_rows = []
     for (row, prefix), ids, attempts in zip(planned, prompts, drawn):
         budget = params.sampling.max_new_tokens if context is None else min(params.sampling.max_new_tokens, context - len(ids))
         for attempt in attempts:  # what would not fit the context is cut, as the vLLM engine cuts it
@@ -102,15 +115,19 @@ def identify_by_repair(rows: list[dict], engine, task, params: Params, seed: int
         texts = [engine.decode(a.token_ids) for a in attempts]
         rewards = [task.reward(text, row["answer"]) for text in texts]
         alignments = [align(failed, a.token_ids) for a in attempts]
+        attempt_rows += [{"continuation_id": f"{row['rollout_id']}-repair{j}", "failure_id": row["rollout_id"], "round": round_id,
+                          "policy_version": round_id - 1, "prefix_steps": 0, "prefix_token_count": 0, "token_ids": list(a.token_ids),
+                          "logprobs": list(a.logprobs), "completion": text, "reward": reward, "stage": "repair"}
+                         for j, (a, text, reward) in enumerate(zip(attempts, texts, rewards))]
         kept, verdict = choose_repair(rewards, alignments, params.mine.repair_max_edit)
         verified = sum(r == 1.0 for r in rewards)
         if kept is None:
-            out[row["rollout_id"]] = _row(row, round_id, f"repair_{verdict}", None, attempts, repair_verified=verified)
+            out[row["rollout_id"]] = _row(row, round_id, f"repair_{verdict}", None, attempts, repair_verified=verified, repair_prompt_token_ids=ids)
             continue
         chosen = attempts[kept]
         out[row["rollout_id"]] = _located(row, round_id, "repair", len(prefix), alignments[kept], list(chosen.token_ids), list(chosen.logprobs),
-                                          texts[kept], rewards[kept], attempts, repair_verified=verified)
-    return [out[row["rollout_id"]] for row in rows]
+                                          texts[kept], rewards[kept], attempts, repair_verified=verified, repair_prompt_token_ids=ids)
+    return Repaired([out[row["rollout_id"]] for row in rows], attempt_rows)
 
 
 def _located(row: dict, round_id: int, decided_by: str, n_prefix: int, a: Alignment, repair_ids: list[int], repair_logprobs: list[float],

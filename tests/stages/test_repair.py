@@ -59,7 +59,7 @@ def test_a_verified_small_repair_locates_the_first_error():
     # attempts: wrong again, a rewrite of everything (right, but a big edit), the minimal repair
     rewrite = "12*3=36\n36+7=43\n43+9=52\nA:52\n"
     engine = ScriptedEngine([WRONG.replace("51", "50"), rewrite, RIGHT])
-    (row,) = identify_by_repair([rollout_row(engine, WRONG)], engine, TASK, params(repair_max_edit=0.5), seed=0, round_id=1)
+    (row,) = identify_by_repair([rollout_row(engine, WRONG)], engine, TASK, params(repair_max_edit=0.5), seed=0, round_id=1).failures
     assert engine.prompts == [PROBLEM.prompt + WRONG + REPAIR_MARKER]
     assert row["decided_by"] == "repair" and row["first_error_step"] == 2 == row["true_first_error_step"]
     assert row["repair_completion"] == RIGHT and row["repair_reward"] == 1.0 and row["repair_verified"] == 2 and row["repair_attempts"] == 3
@@ -71,16 +71,28 @@ def test_a_verified_small_repair_locates_the_first_error():
     assert repair_metrics([row]) == {"repair_tokens": row["tokens_spent"], "repair_attempted": 1, "repair_success": 1.0}
 
 
+def test_every_attempt_is_kept_as_a_continuation_of_the_repair_prompt():
+    engine = ScriptedEngine([WRONG.replace("51", "50"), RIGHT])
+    repaired = identify_by_repair([rollout_row(engine, WRONG)], engine, TASK, params(repair_samples=2), seed=0, round_id=1)
+    (failure,) = repaired.failures
+    assert engine.decode(failure["repair_prompt_token_ids"]) == PROBLEM.prompt + WRONG + REPAIR_MARKER
+    assert [a["continuation_id"] for a in repaired.attempts] == ["r1-p-s0-repair0", "r1-p-s0-repair1"]
+    assert [(a["stage"], a["failure_id"], a["reward"], a["completion"]) for a in repaired.attempts] == [
+        ("repair", "r1-p-s0", 0.0, WRONG.replace("51", "50")), ("repair", "r1-p-s0", 1.0, RIGHT)]
+    assert all(len(a["logprobs"]) == len(a["token_ids"]) for a in repaired.attempts)
+    assert sum(len(a["token_ids"]) for a in repaired.attempts) == failure["tokens_spent"]
+
+
 def test_gates_refuse_rewrites_unverified_attempts_and_truncated_failures():
     rewrite = "12*3=36\n36+7=43\n43+9=52\nA:52\n"
     engine = ScriptedEngine([rewrite])
     rows = [rollout_row(engine, WRONG), rollout_row(engine, WRONG[:20], "length", "r1-p-s1")]
-    located, truncated = identify_by_repair(rows, engine, TASK, params(repair_max_edit=0.3), seed=0, round_id=1)
+    located, truncated = identify_by_repair(rows, engine, TASK, params(repair_max_edit=0.3), seed=0, round_id=1).failures
     assert located["decided_by"] == "repair_rewrite" and located["first_error_step"] is None and located["repair_token_ids"] is None
     assert truncated["decided_by"] == "repair_truncated" and truncated["repair_attempts"] == 0 and truncated["tokens_spent"] == 0
     assert len(engine.prompts) == 1  # the truncated failure was not sent
     engine = ScriptedEngine([WRONG])
-    (row,) = identify_by_repair([rollout_row(engine, WRONG)], engine, TASK, params(), seed=0, round_id=1)
+    (row,) = identify_by_repair([rollout_row(engine, WRONG)], engine, TASK, params(), seed=0, round_id=1).failures
     assert row["decided_by"] == "repair_unverified" and row["repair_verified"] == 0
     assert repair_metrics([row, truncated])["repair_success"] == 0.0
 
@@ -92,7 +104,7 @@ def test_a_replayed_failure_is_repaired_whole_and_diffed_after_its_prefix():
     row["prompt_token_ids"] = row["prompt_token_ids"] + row["token_ids"][:cut]
     row["token_ids"], row["prefix_token_count"] = row["token_ids"][cut:], cut
     row["step_ends"] = [e - cut for e in row["step_ends"][1:]]
-    (out,) = identify_by_repair([row], engine, TASK, params(), seed=0, round_id=1)
+    (out,) = identify_by_repair([row], engine, TASK, params(), seed=0, round_id=1).failures
     assert engine.prompts == [PROBLEM.prompt + WRONG + REPAIR_MARKER]  # the whole attempt is shown
     assert out["decided_by"] == "repair" and out["first_error_step"] == 1  # counted after the prefix
     assert out["changed_spans"][0] == len("19*3=5")
@@ -102,7 +114,7 @@ def test_a_repair_prompt_longer_than_the_context_is_refused_before_sampling():
     engine = ScriptedEngine([RIGHT], max_model_len=30)
     n = len(PROBLEM.prompt + WRONG + REPAIR_MARKER)  # one token per character
     with pytest.raises(ConfigError, match=rf"^sampling.max_new_tokens: the repair prompt of failure r1-p-s0 has {n} tokens, the model's context is 30$"):
-        identify_by_repair([rollout_row(engine, WRONG)], engine, TASK, params(), seed=0, round_id=1)
+        identify_by_repair([rollout_row(engine, WRONG)], engine, TASK, params(), seed=0, round_id=1).failures
     assert engine.prompts == []
 
 
@@ -124,7 +136,7 @@ def test_the_chat_template_is_required_when_asked_for_and_used():
 # -- the oracle repair (mode oracle): the reference chain from the true first error, nothing sampled -----------------------
 def test_the_oracle_repair_is_diffed_like_a_self_repair():
     engine = ScriptedEngine([RIGHT])
-    (self_repaired,) = identify_by_repair([rollout_row(engine, WRONG)], engine, TASK, params(repair_samples=1), seed=0, round_id=1)
+    (self_repaired,) = identify_by_repair([rollout_row(engine, WRONG)], engine, TASK, params(repair_samples=1), seed=0, round_id=1).failures
     (oracle,) = identify_by_oracle_repair([rollout_row(engine, WRONG)], TASK, engine.tokenizer, round_id=1)
     assert oracle["decided_by"] == "oracle_repair" and oracle["first_error_step"] == 2 == oracle["true_first_error_step"]
     # the minimal repair is the reference chain: the same ids, spans, edit size and located step as the policy's
@@ -202,7 +214,7 @@ def test_a_repair_is_trained_under_the_original_prompt_with_old_logprobs_recompu
     for i, row in enumerate((right, wrong)):
         row.update(round=1, policy_version=0, sample_index=i, logprobs=[-1.0] * len(row["token_ids"]),
                    completion=engine.decode(row["token_ids"]))
-    (failure,) = identify_by_repair([wrong], engine, TASK, params(repair_samples=1), seed=0, round_id=1)
+    (failure,) = identify_by_repair([wrong], engine, TASK, params(repair_samples=1), seed=0, round_id=1).failures
     branch = repair_branch(failure, wrong)
     assert branch["parent_rollout_id"] == "r1-p-s1" and branch["kind"] == "repair" and branch["branch_id"] == "r1-p-s1-repair"
     old = repair_old_logprobs([branch], {"r1-p-s1": wrong}, model, tokenizer.pad_token_id, batch_size=4, temperature=1.0)[branch["branch_id"]]
@@ -251,20 +263,26 @@ def test_one_round_with_the_repair_strategy_runs_through_the_stages(tiny_checkpo
     monkeypatch.setattr(rlint.engine, "load_engine", lambda checkpoint, sampling: engine)  # the mine stage's LazyEngine loads through it
     p = dataclasses.replace(params(strategy="repair", repair_samples=2, failures_per_problem=None),
                             optimize=dataclasses.replace(Params().optimize, epochs=1, minibatch_size=8))
+    p = dataclasses.replace(p, credit=dataclasses.replace(p.credit, repairer_weight=1.0))  # the repairer is trained too
     metrics = mine.run(p, 1, root)
     assert metrics["failures"] == 2 and metrics["failures_located"] == 2 and metrics["localization_accuracy"] == 1.0
     assert metrics["repair_success"] == 1.0 and metrics["repair_tokens"] == metrics["mining_tokens"] == 2 * 2 * (len(WRONG) + 1)
-    assert read_rows(root, "continuations", 1) == []
+    attempts = read_rows(root, "continuations", 1)  # every repair attempt, for the repairer's own credit
+    assert [(a["continuation_id"], a["stage"], a["reward"]) for a in attempts] == [
+        ("r1-p-s1-repair0", "repair", 0.0), ("r1-p-s1-repair1", "repair", 1.0), ("r1-p-s2-repair0", "repair", 0.0), ("r1-p-s2-repair1", "repair", 1.0)]
     correct_metrics = correct.run(p, 1, root)
     assert correct_metrics["failures_corrected"] == 2 and correct_metrics["correction_samples"] == 0
     branches = read_rows(root, "branches", 1)
     assert {b["branch_id"] for b in branches} == {"r1-p-s1-repair", "r1-p-s2-repair"} and {b["kind"] for b in branches} == {"repair"}
     credit_metrics = credit.run(p, 1, root)
-    assert credit_metrics["repair_examples"] == 2
+    assert credit_metrics["repair_examples"] == 2 and credit_metrics["repair_attempt_examples"] == 4
     examples = {e["example_id"]: e for e in read_rows(root, "train_set", 1)}
     repair = examples["r1-p-s1-repair"]
     assert repair["context_token_ids"] == rows[1]["prompt_token_ids"] and repair["rollout_id"] == "r1-p-s1"
     assert all(lp < 0 for lp in repair["logprobs"]) and repair["logprobs"] != pytest.approx([-0.5] * len(repair["logprobs"]))
     assert examples["r1-p-s2"]["negative_tokens"] >= 1  # "50" vs "52": only the changed tokens are penalised
+    verified, unverified = examples["r1-p-s1-repair1"], examples["r1-p-s1-repair0"]
+    assert engine.decode(verified["context_token_ids"]) == PROBLEM.prompt + WRONG + REPAIR_MARKER and verified["kind"] == "repair_attempt"
+    assert verified["advantages"][0] == pytest.approx(1.0, abs=1e-4) and unverified["advantages"][0] == pytest.approx(-1.0, abs=1e-4)
     optimize.run(p, 1, root)
     assert (root / "checkpoints" / "round=1" / "model.safetensors").is_file()
