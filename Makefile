@@ -49,9 +49,10 @@ test: install
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow"
 
-# Internalized (search and repair) against outcome-only and both oracles at equal generated tokens, 5 seeds (bench/modes/).
+# Internalized (search, repair, repair with the repairer trained) against outcome-only and both oracles at equal generated tokens, 5 seeds (bench/modes/).
+BENCH_MODES ?= outcome,internalized,internalized_repair,internalized_repair_refined,oracle,oracle_repair
 bench-modes: install
-	$(BIN)/python scripts/bench_modes.py --jobs 2 --seeds 0,1,2,3,4 --budget 40000 --modes $(SWEEP_MODES)
+	$(BIN)/python scripts/bench_modes.py --jobs 2 --seeds 0,1,2,3,4 --budget 40000 --modes $(BENCH_MODES)
 
 # Every mode at three levels of base success (the default 340-step base, 320 and 400 steps), 5 seeds (bench/sweep/; hours on 2 cores).
 SWEEP_SEEDS ?= 0,1,2,3,4
