@@ -54,10 +54,11 @@ BENCH_MODES ?= outcome,internalized,internalized_repair,internalized_repair_refi
 bench-modes: install
 	$(BIN)/python scripts/bench_modes.py --jobs 2 --seeds 0,1,2,3,4 --budget 40000 --modes $(BENCH_MODES)
 
-# Every mode at three levels of base success (the default 340-step base, 320 and 400 steps), 5 seeds (bench/sweep/; hours on 2 cores).
+# Every mode at three levels of base success (the default 480-step base, 420 and 580 steps: 8% and 39% of samples right
+# in bench/testbed/calibration.jsonl), 5 seeds (bench/sweep/; hours on 2 cores).
 SWEEP_SEEDS ?= 0,1,2,3,4
-SWEEP_MODES ?= outcome,internalized,internalized_repair,oracle,oracle_repair
-SWEEP_LEVELS ?= --level default --level sparse:bootstrap.steps=320 --level dense:bootstrap.steps=400
+SWEEP_MODES ?= $(BENCH_MODES)
+SWEEP_LEVELS ?= --level default --level sparse:bootstrap.steps=420 --level dense:bootstrap.steps=580
 bench-sweep: install
 	$(BIN)/python scripts/bench_sweep.py --jobs 2 --seeds $(SWEEP_SEEDS) --budget 40000 --modes $(SWEEP_MODES) $(SWEEP_LEVELS)
 
