@@ -28,7 +28,7 @@ def workspace(tmp_path_factory):
         "bootstrap": {"model_path": str(REPO / "checkpoints" / "round=0"), "eval_problems": 8},
         "rollout": {"prompts_per_round": 6, "samples_per_prompt": 4},
         "mine": {"strategy": "repair", "repair_samples": 2},
-        "credit": {"estimator": "repair_diff"},
+        "credit": {"estimator": "repair_diff", "repairer_weight": 1.0},
     }, rounds=1)
     assert dvc(ws, "init", "--no-scm", "-q").returncode == 0
     result = dvc(ws, "repro")
@@ -41,7 +41,12 @@ def test_repair_rows_branches_and_metrics(workspace):
 
     rollouts = {r["rollout_id"]: r for r in read(workspace, "rollouts", 1)}
     failures = read(workspace, "failures", 1)
-    assert failures and read(workspace, "continuations", 1) == []
+    attempts = read(workspace, "continuations", 1)  # the repair attempts, kept for the repairer's own credit
+    assert failures and attempts and {a["stage"] for a in attempts} == {"repair"}
+    by_failure = {f["failure_id"]: f for f in failures}
+    for f in failures:
+        mine_attempts = [a for a in attempts if a["failure_id"] == f["failure_id"]]
+        assert len(mine_attempts) == f["repair_attempts"] and sum(len(a["token_ids"]) for a in mine_attempts) == f["tokens_spent"]
     for f in failures:
         assert f["decided_by"] in ("repair", "repair_unverified", "repair_rewrite", "repair_in_prefix", "repair_truncated", "no_steps")
         assert f["repair_attempts"] == (2 if f["decided_by"] not in ("repair_truncated", "no_steps") else 0)
@@ -54,6 +59,11 @@ def test_repair_rows_branches_and_metrics(workspace):
         assert b["kind"] == "repair" and b["parent_rollout_id"] in rollouts and b["reward"] == 1.0
     examples = read(workspace, "train_set", 1)
     assert {e["example_id"] for e in examples if e["kind"] == "repair"} == {b["branch_id"] for b in branches}
+    trained = [e for e in examples if e["kind"] == "repair_attempt"]  # attempts of failures with both outcomes among them
+    mixed = {f["failure_id"] for f in failures if 0 < f["repair_verified"] < f["repair_attempts"]}
+    assert {e["example_id"].rsplit("-repair", 1)[0] for e in trained} == mixed
+    for e in trained:
+        assert e["context_token_ids"] == by_failure[e["rollout_id"]]["repair_prompt_token_ids"]
     assert (workspace / "checkpoints" / "round=1" / "model.safetensors").is_file()
     status = dvc(workspace, "status")
     assert status.returncode == 0 and "up to date" in status.stdout, status.stdout
