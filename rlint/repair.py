@@ -263,7 +263,7 @@ def repairer_advantages(rewards: list[float | None], weight: float, epsilon: flo
     (reward 1) is positive, the others (0 or unscorable) negative, ``weight * (r - mean) / (std +
     epsilon)``; all zeros when every attempt has the same outcome. Returns (K,).
 
-    >>> repairer_advantages([1.0, 0.0, None, 0.0], 1.0, 0.0).round(3).tolist()
+    >>> [round(float(a), 3) for a in repairer_advantages([1.0, 0.0, None, 0.0], 1.0, 0.0)]
     [1.732, -0.577, -0.577, -0.577]
     >>> repairer_advantages([0.0, 0.0], 1.0, 1e-6).tolist()
     [0.0, 0.0]

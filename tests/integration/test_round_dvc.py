@@ -33,6 +33,7 @@ def workspace(tmp_path_factory) -> Path:
         "bootstrap": {"model_path": str(REPO / "checkpoints" / "round=0"), "eval_problems": 16},
         "rollout": {"prompts_per_round": 8, "samples_per_prompt": 4},
         "mine": {"continuations_per_probe": 4},
+        "sampling": {"max_new_tokens": 64},  # the committed base's longest chains need more than the tiny default's 40 tokens
     }, rounds=1)
     assert dvc(ws, "init", "--no-scm", "-q").returncode == 0
     result = dvc(ws, "repro")

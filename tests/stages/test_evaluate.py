@@ -15,17 +15,18 @@ BASE = REPO / "checkpoints" / "round=0"  # the committed embedded base: it solve
 
 
 def test_evaluate_writes_sound_accuracy_and_standard_errors(tmp_path):
-    root = make_workspace(tmp_path / "ws", {"evaluate": {"problems": 24}})
+    # the committed base's longest chains need more than the tiny default's 40 tokens
+    root = make_workspace(tmp_path / "ws", {"evaluate": {"problems": 48}, "sampling": {"max_new_tokens": 64}})
     shutil.copytree(BASE, root / "checkpoints" / "round=1")
     metrics = evaluate.run(load_params(root / "params.yaml"), 1, root)
     written = json.loads((root / "metrics" / "evaluate" / "round=1.json").read_text())
-    assert written == metrics and written["evaluate_problems"] == 24
+    assert written == metrics and written["evaluate_problems"] == 48
     rows = read_rows(root, "eval", 1)
-    right = sum(r["reward"] == 1.0 for r in rows) / 24
-    sound = sum(r["reward"] == 1.0 and r["true_first_error_step"] is None for r in rows) / 24
+    right = sum(r["reward"] == 1.0 for r in rows) / 48
+    sound = sum(r["reward"] == 1.0 and r["true_first_error_step"] is None for r in rows) / 48
     assert written["heldout_accuracy"] == round(right, 4) and written["sound_accuracy"] == round(sound, 4)
-    assert written["heldout_accuracy_sem"] == round((right * (1 - right) / 24) ** 0.5, 4)
-    assert written["sound_accuracy_sem"] == round((sound * (1 - sound) / 24) ** 0.5, 4)
+    assert written["heldout_accuracy_sem"] == round((right * (1 - right) / 48) ** 0.5, 4)
+    assert written["sound_accuracy_sem"] == round((sound * (1 - sound) / 48) ** 0.5, 4)
     assert 0 < written["sound_accuracy"] <= written["heldout_accuracy"]
 
 
