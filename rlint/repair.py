@@ -15,8 +15,6 @@ sequences: the changed spans are where the failure went wrong. This module is th
 - :func:`gate` and :func:`choose_repair`: which attempts count (verified, a small edit, a failed
   trajectory not cut by the length limit) and which one of a failure's attempts is kept (the
   verified one with the smallest edit; the earliest on a tie);
-- :func:`repairer_advantages`: the repairer's own credit (``credit.repairer_weight``): a failure's
-  attempts, group-normalised in the repair context, verified ones positive;
 - :func:`reference_tail`, :func:`oracle_repair`: the oracle repair (mode ``oracle`` with
   ``mine.strategy: repair``), the upper bound of this family: the failure's tokens before its true
   first error, then the reference chain from there, diffed by :func:`align` like a self-repair.
@@ -255,21 +253,3 @@ def repair_token_advantages(n_tokens: int, changed: tuple[tuple[int, int], ...],
     weights = np.where(np.array(span_mask(n_tokens, changed), dtype=bool), 1.0, unchanged_weight).astype(np.float32)
     return np.full(n_tokens, branch_weight * (repair_reward - parent_reward), dtype=np.float32), weights
 
-
-def repairer_advantages(rewards: list[float | None], weight: float, epsilon: float) -> np.ndarray:
-    """Advantages that train the repairer on one failure's K attempts, in the repair context.
-
-    Group-normalised over the attempts, as GRPO normalises a prompt's samples: a verified attempt
-    (reward 1) is positive, the others (0 or unscorable) negative, ``weight * (r - mean) / (std +
-    epsilon)``; all zeros when every attempt has the same outcome. Returns (K,).
-
-    >>> [round(float(a), 3) for a in repairer_advantages([1.0, 0.0, None, 0.0], 1.0, 0.0)]
-    [1.732, -0.577, -0.577, -0.577]
-    >>> repairer_advantages([0.0, 0.0], 1.0, 1e-6).tolist()
-    [0.0, 0.0]
-    """
-    verified = np.array([1.0 if r == 1.0 else 0.0 for r in rewards], dtype=np.float64)
-    std = verified.std()
-    if not len(verified) or std == 0:
-        return np.zeros(len(verified), dtype=np.float32)
-    return (weight * (verified - verified.mean()) / (std + epsilon)).astype(np.float32)

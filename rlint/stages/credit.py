@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from rlint.config import Params
-from rlint.credit import ESTIMATORS, BranchInput, CreditInputs, LocatedFailure, reasoning_steps, watermark_gains
+from rlint.credit import ESTIMATORS, BranchInput, CreditInputs, LocatedFailure, group_outcome_advantages, reasoning_steps, watermark_gains
 from rlint.data import read_rows, write_rows
-from rlint.repair import REPAIR_LOCATED, repairer_advantages, unflatten_spans
+from rlint.repair import REPAIR_LOCATED, unflatten_spans
 from rlint.stages.common import checkpoint_path, metrics_path, write_json_atomic
 from rlint.steps import prefix_context, prefix_offset, step_char_ends
 from rlint.tasks import load_task
@@ -96,9 +96,9 @@ def build_train_set(rollouts: list[dict], failures: list[dict], branches: list[d
     ``credit.repairer_weight`` > 0 (mode "outcome": rollouts only).
 
     ``continuations``: the round's ``continuations`` rows; those of ``stage: "repair"`` are repair
-    attempts, trained as completions of their failure's repair prompt (kind ``repair_attempt``) with
-    :func:`rlint.repair.repairer_advantages` on every token; their log-probabilities were sampled
-    after that same prompt, so they are the "old" ones as they stand.
+    attempts, trained as completions of their failure's repair prompt (kind ``repair_attempt``, see
+    :func:`repairer_rows`); their log-probabilities were sampled after that same prompt, so they are
+    the "old" ones as they stand.
     ``replay_prefixes``: rollout_id -> text of the archived prefix a replayed rollout continued
     (the format gate judges that prefix and the completion together, as the verifier did).
     ``repair_logprobs``: branch_id -> log-probabilities of a repair (kind "repair") under the
@@ -143,26 +143,27 @@ def build_train_set(rollouts: list[dict], failures: list[dict], branches: list[d
 
 
 def repairer_rows(failures: list[dict], attempts: list[dict], rollouts: dict[str, dict], cfg) -> list[dict]:
-    """Train-set rows of kind ``repair_attempt``: each failure's attempts, group-normalised over them
-    (:func:`rlint.repair.repairer_advantages`), in the context of the failure's repair prompt; attempts
-    with a zero advantage (every attempt of the failure verified, or none) are left out."""
-    by_failure: dict[str, list[dict]] = {}
+    """Train-set rows of kind ``repair_attempt``: every attempt in the context of its failure's repair
+    prompt, with ``credit.repairer_weight`` times the GRPO advantage of its verifier reward over the
+    failure's attempts (:func:`rlint.credit.group_outcome_advantages`, ``credit.group_std`` and
+    ``epsilon`` as for rollouts; unscorable counts as 0) on every token. Attempts with a zero
+    advantage (every attempt of the failure verified, or none) are left out."""
+    prompts = {f["failure_id"]: f["repair_prompt_token_ids"] for f in failures}
+    attempts = [a for a in attempts if a["failure_id"] in prompts]
     for attempt in attempts:
-        by_failure.setdefault(attempt["failure_id"], []).append(attempt)
+        if prompts[attempt["failure_id"]] is None:
+            raise ValueError(f"failure {attempt['failure_id']}: repair attempts without the repair prompt (failures.repair_prompt_token_ids)")
+    advantages = cfg.repairer_weight * group_outcome_advantages(
+        np.array([np.nan if a["reward"] is None else a["reward"] for a in attempts], dtype=np.float64),
+        np.array([a["failure_id"] for a in attempts]), cfg.epsilon, group_std=cfg.group_std)
     rows = []
-    for failure in failures:
-        group = by_failure.get(failure["failure_id"], [])
-        if not group:
+    for attempt, advantage in zip(attempts, advantages):
+        n = len(attempt["token_ids"])
+        if advantage == 0 or not n:
             continue
-        if failure["repair_prompt_token_ids"] is None:
-            raise ValueError(f"failure {failure['failure_id']}: repair attempts without the repair prompt (failures.repair_prompt_token_ids)")
-        for attempt, advantage in zip(group, repairer_advantages([a["reward"] for a in group], cfg.repairer_weight, cfg.epsilon)):
-            n = len(attempt["token_ids"])
-            if advantage == 0 or not n:
-                continue
-            rows.append(_row(attempt["continuation_id"], "repair_attempt", rollouts[failure["failure_id"]], list(failure["repair_prompt_token_ids"]),
-                             attempt["token_ids"], attempt["logprobs"], np.full(n, advantage, dtype=np.float32), np.ones(n, dtype=np.float32),
-                             attempt["reward"], False))
+        rows.append(_row(attempt["continuation_id"], "repair_attempt", rollouts[attempt["failure_id"]], list(prompts[attempt["failure_id"]]),
+                         attempt["token_ids"], attempt["logprobs"], np.full(n, advantage, dtype=np.float32), np.ones(n, dtype=np.float32),
+                         attempt["reward"], False))
     return rows
 
 
