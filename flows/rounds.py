@@ -88,8 +88,10 @@ def publish_metrics(root: str) -> str:
 
 
 def reproduce_rounds(root: str, round_ids: list[int]) -> None:
-    """Bootstrap, then every stage of each round in order; DVC skips what is up to date, so a
-    stopped campaign resumes at the first stage DVC reports as changed."""
+    """The content records of params.yaml's inputs (stage input@<key>), bootstrap, then every stage of each round in
+    order; DVC skips what is up to date, so a stopped campaign resumes at the first stage DVC reports as changed."""
+    for key in load_params(Path(root) / "params.yaml").inputs:
+        reproduce(f"input@{key}", root)
     reproduce("bootstrap", root)
     reproduce("archive_base", root)
     for round_id in round_ids:

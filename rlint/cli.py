@@ -1,4 +1,4 @@
-"""The ``rlint`` command: one sub-command per stage (what dvc.yaml calls), plus ``report``, ``audit`` and ``add-round``.
+"""The ``rlint`` command: one sub-command per stage (what dvc.yaml calls), plus ``input``, ``report``, ``audit`` and ``add-round``.
 
 Exit codes: 0 done, 2 bad input (params, dataset, checkpoint, an engine not installed), 1 anything else.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 STAGES = ("bootstrap", "rollout", "mine", "correct", "archive", "credit", "optimize", "evaluate")  # rlint <stage>: rlint/stages/<stage>.py
 # The other commands' modules, imported by name only when run: a stage's command imports none of
 # them, so they are no dependency of any stage (scripts/check_stage_deps.py reads both tables).
-TOOLS = {"audit": "rlint.audit_cli", "report": "rlint.report", "add-round": "rlint.rounds"}
+TOOLS = {"audit": "rlint.audit_cli", "report": "rlint.report", "add-round": "rlint.rounds", "input": "rlint.inputs"}
 
 
 def checkpoints_read(command: str, round_id: int | None, params, root: Path) -> list[Path]:
@@ -81,6 +81,8 @@ def _run(argv: list[str] | None) -> int:
     audit.add_argument("--plots", type=Path, help="write the per-round curves (SVG) and rounds.json here; dvc.yaml's plots read ROOT/audit")
     audit.add_argument("--no-cache", action="store_true", help="recompute every round (default: per-round advantage moments cached in ROOT/audit/cache)")
     commands.add_parser("add-round", help="append the next round to params.yaml (dvc.yaml picks it up)")
+    version = commands.add_parser("input", help="record the content hash of a file or folder of params.yaml's inputs (dvc.yaml's stage input@<key>)")
+    version.add_argument("--key", required=True, help="a key of inputs: task.path, task.heldout_path or bootstrap.model_path")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     if not args.verbose:
@@ -104,6 +106,11 @@ def _run(argv: list[str] | None) -> int:
     if args.command not in ("report", "add-round"):
         try:  # inputs first, before torch and transformers load: a refusal takes a second or two, not ten
             params = load_params(root / args.params)  # an absolute --params replaces root
+            if args.command == "input":  # hashing only: no torch, no pyarrow
+                record = importlib.import_module(TOOLS["input"]).write_input_record(params, args.key, root)
+                print(f"input {args.key}: {record['path']}: {record['kind']}, {record['files']} file(s), {record['bytes']:,} bytes, "
+                      f"sha256 {record['sha256'][:16]}…")
+                return 0
             check_round(args.command, getattr(args, "round", None), params)
         except ConfigError as err:
             return refuse(args.command, err)

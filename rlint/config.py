@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rlint.mining import SEARCHES
-from rlint.params_file import ParamsFileError, missing_tracked_keys, read_params_file, short
+from rlint.params_file import ParamsFileError, missing_tracked_keys, read_params_file, short, tracked_keys
 from rlint.tasks.base import DEFAULT_REPAIR_TEMPLATE, TaskInputError, check_repair_template
 
 STRATEGIES = ("search", "repair")
@@ -365,6 +365,7 @@ class Params:
     optimize: OptimizeConfig = field(default_factory=OptimizeConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    inputs: dict = field(default_factory=dict)  # DVC foreach items: the paths task.path, task.heldout_path, bootstrap.model_path name (rlint/inputs.py)
     rounds: dict = field(default_factory=dict)  # DVC foreach items: r<k>: {id: k, prev: k-1}
 
     def __post_init__(self) -> None:
@@ -408,6 +409,26 @@ class Params:
         ids = sorted(item["id"] for item in self.rounds.values())
         if ids != list(range(1, len(ids) + 1)):
             raise ConfigError(f"rounds: ids must be 1, 2, ... without gaps (each round reads the previous one's checkpoint), got {ids}")
+
+    def check_inputs(self) -> None:
+        """``inputs`` must list exactly the paths that task.path, task.heldout_path and bootstrap.model_path name: DVC hashes
+        what ``inputs`` lists (stage input@<key>), so a path missing there would be read without being versioned.
+        (:func:`load_params` checks it where a dvc.yaml beside params.yaml iterates over ``inputs``.)"""
+        from rlint.inputs import declared_inputs, inputs_yaml
+
+        declared = declared_inputs(self.task.path, self.task.heldout_path, self.bootstrap.model_path)
+        if self.inputs == declared:
+            return
+        wrong = next((k for k in declared if self.inputs.get(k) != declared[k]), None)
+        if wrong is not None:
+            why = f"inputs.{wrong} must be {short(declared[wrong])}, the path {wrong} names"
+        else:
+            from rlint.inputs import INPUT_KEYS
+
+            extra = next(k for k in self.inputs if k not in declared)
+            why = (f"inputs.{extra}: {extra} is not set" if extra in INPUT_KEYS
+                   else f"inputs.{short(extra)}: not a parameter that names a path ({', '.join(INPUT_KEYS)})")
+        raise ConfigError(f"{why}: DVC versions by content only what inputs lists (rlint/inputs.py); write {inputs_yaml(declared)}")
 
     def _check_chain_fits(self) -> None:
         """Prompt and longest solution of the embedded task (one character per token) must fit the embedded model's context, and
@@ -490,7 +511,10 @@ def load_params(path: str | Path = "params.yaml") -> Params:
             raise ConfigError(f"{key}: missing, but dvc.yaml stage {stage!r} tracks it (DVC reads it from this file, not from rlint's "
                               f"defaults){'; its default: ' + key + ': ' + short(default) if default is not _NO_DEFAULT else ''}"
                               f"{'; also missing: ' + ', '.join(others[:5]) + (', …' if len(others) > 5 else '') if others else ''}")
-        return _build(Params, raw, "")
+        params = _build(Params, raw, "")
+        if path.name == "params.yaml" and any(key == "inputs" for _, key in tracked_keys(path.parent / "dvc.yaml")):
+            params.check_inputs()
+        return params
     except FileNotFoundError:
         message = "file not found"
     except IsADirectoryError:

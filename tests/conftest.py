@@ -41,6 +41,8 @@ def make_workspace(path: Path, overrides: dict | None = None, rounds: int = 1) -
     """A DVC workspace with the repo's dvc.yaml and a tiny params.yaml (no git)."""
     import yaml
 
+    from rlint.inputs import declared_inputs
+
     path.mkdir(parents=True, exist_ok=True)
     for name in ("dvc.yaml", ".dvcignore"):
         shutil.copy(REPO / name, path / name)
@@ -56,7 +58,11 @@ def make_workspace(path: Path, overrides: dict | None = None, rounds: int = 1) -
         else:
             params[section] = values
     params["rounds"] = {f"r{k}": {"id": k, "prev": k - 1} for k in range(1, rounds + 1)}
+    if "inputs" not in (overrides or {}):  # what params.yaml must list for DVC to version the paths it names (rlint/inputs.py)
+        params["inputs"] = declared_inputs(params["task"].get("path"), params["task"].get("heldout_path"), params["bootstrap"].get("model_path"))
     (path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (path / "data" / "inputs").mkdir(parents=True, exist_ok=True)  # the inputs' records; in a clone, git holds its README
+    shutil.copy(REPO / "data" / "inputs" / "README.md", path / "data" / "inputs" / "README.md")
     return path
 
 
