@@ -1,4 +1,4 @@
-"""The ``rlint`` command: one sub-command per stage (what dvc.yaml calls), plus ``input``, ``report``, ``audit`` and ``add-round``.
+"""The ``rlint`` command: one sub-command per stage (what dvc.yaml calls), plus ``input``, ``import-model``, ``report``, ``audit`` and ``add-round``.
 
 Exit codes: 0 done, 2 bad input (params, dataset, checkpoint, an engine not installed), 1 anything else.
 """
@@ -15,7 +15,8 @@ from pathlib import Path
 STAGES = ("bootstrap", "rollout", "mine", "correct", "archive", "credit", "optimize", "evaluate")  # rlint <stage>: rlint/stages/<stage>.py
 # The other commands' modules, imported by name only when run: a stage's command imports none of
 # them, so they are no dependency of any stage (scripts/check_stage_deps.py reads both tables).
-TOOLS = {"audit": "rlint.audit_cli", "report": "rlint.report", "add-round": "rlint.rounds", "input": "rlint.inputs"}
+TOOLS = {"audit": "rlint.audit_cli", "report": "rlint.report", "add-round": "rlint.rounds", "input": "rlint.inputs",
+         "import-model": "rlint.import_model"}
 
 
 def checkpoints_read(command: str, round_id: int | None, params, root: Path) -> list[Path]:
@@ -45,6 +46,7 @@ def quiet_third_party() -> None:
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
     os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TQDM_DISABLE", "1")  # bars drawn with tqdm directly (transformers' GGUF conversion)
     for category in (FutureWarning, DeprecationWarning, UserWarning):
         warnings.filterwarnings("ignore", category=category, module=r"(?!rlint)")
     for name in QUIET_LOGGERS:
@@ -81,6 +83,9 @@ def _run(argv: list[str] | None) -> int:
     audit.add_argument("--plots", type=Path, help="write the per-round curves (SVG) and rounds.json here; dvc.yaml's plots read ROOT/audit")
     audit.add_argument("--no-cache", action="store_true", help="recompute every round (default: per-round advantage moments cached in ROOT/audit/cache)")
     commands.add_parser("add-round", help="append the next round to params.yaml (dvc.yaml picks it up)")
+    gguf = commands.add_parser("import-model", help="convert a GGUF checkpoint into a safetensors model directory (bootstrap.model_path)")
+    gguf.add_argument("gguf_file", help="a .gguf file")
+    gguf.add_argument("out", help="the model directory to write (must not exist, or be empty)")
     version = commands.add_parser("input", help="record the content hash of a file or folder of params.yaml's inputs (dvc.yaml's stage input@<key>)")
     version.add_argument("--key", required=True, help="a key of inputs: task.path, task.heldout_path or bootstrap.model_path")
     args = parser.parse_args(argv)
@@ -97,6 +102,14 @@ def _run(argv: list[str] | None) -> int:
             return run_audit(root, rev=args.rev, html=args.html, lineage_id=args.lineage, plots=args.plots, cache=not args.no_cache)
         except DataError as err:
             return refuse("audit", err)
+
+    if args.command == "import-model":  # no parameters file: a conversion of one file
+        tool = importlib.import_module(TOOLS["import-model"])
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        try:
+            return tool.main(args.gguf_file, args.out)
+        except tool.ImportModelError as err:
+            return refuse("import-model", err)
 
     from rlint.checkpoints import CheckpointError
     from rlint.config import ConfigError, load_params

@@ -3,7 +3,7 @@
 Embedded default: a character-level tokenizer and a tiny Llama trained from scratch on worked
 solutions of the embedded task. With ``bootstrap.model_path`` set, a local Hugging Face model
 directory is checked and copied instead. Either way the result is ``checkpoints/round=0`` and
-its held-out accuracy (greedy, with its standard error and sound accuracy) is written to
+its held-out accuracy (greedy, on the engine ``sampling.engine`` names, with its standard error and sound accuracy) is written to
 ``metrics/evaluate/round=0.json``. For a task with a step checker, the base diagnostics
 (rlint/base_diagnostics.py: sampled accuracy, groups without a right sample, right answers through
 a wrong step, where first errors fall) are measured on ``bootstrap.diagnostic_prompts`` held-out
@@ -19,10 +19,10 @@ import shutil
 from pathlib import Path
 
 from rlint.config import ConfigError, Params, round_seed
-from rlint.engine.hf import TransformersEngine
+from rlint.engine import load_engine
 from rlint.base_diagnostics import base_diagnostics, diagnostics_table, sample_rows
 from rlint.evaluation import heldout_line, heldout_metrics, score_policy
-from rlint.policy import build_char_tokenizer, build_tiny_llama, check_checkpoint, load_policy, save_policy
+from rlint.policy import build_char_tokenizer, build_tiny_llama, check_checkpoint, save_policy
 from rlint.sft import train_sft
 from rlint.stages.common import atomic_directory, checkpoint_path, metrics_path, seed_everything, write_json_atomic
 from rlint.tasks import load_task
@@ -69,8 +69,7 @@ def run(params: Params, root: Path) -> dict:
     seed_everything(seed)
     target = checkpoint_path(root, 0)
     if cfg.model_path:
-        source = check_checkpoint(cfg.model_path)
-        model, tokenizer = load_policy(source)
+        source = check_checkpoint(cfg.model_path)  # files only: the engine below loads the copy (rlint's CLI checked the architecture)
         with atomic_directory(target) as tmp:
             for item in sorted(source.iterdir()):
                 if item.is_file() and item.suffix not in (".bin", ".pt", ".pth", ".pkl"):
@@ -84,10 +83,12 @@ def run(params: Params, root: Path) -> dict:
         losses = train_sft(model, examples, tokenizer.pad_token_id, cfg.steps, cfg.batch_size, cfg.lr, seed)
         with atomic_directory(target) as tmp:
             save_policy(model, tokenizer, tmp, {"origin": "bootstrap", "steps": cfg.steps, "seed": seed})
-    engine = TransformersEngine(model, tokenizer, batch_size=params.sampling.batch_size)
+        del model  # the configured engine (sampling.engine) loads the written checkpoint, as the evaluate stage does
+    engine = load_engine(str(target), params.sampling)
     rows = score_policy(engine, task, task.problems("heldout", 0, cfg.eval_problems), params.sampling.max_new_tokens, 0.0, seed)
-    metrics = {"round": 0, **heldout_metrics(rows, task.has_step_checker), "final_sft_loss": round(losses[-1], 4) if losses else None}
-    log.info("bootstrap: %s", heldout_line(metrics))
+    metrics = {"round": 0, **heldout_metrics(rows, task.has_step_checker), "final_sft_loss": round(losses[-1], 4) if losses else None,
+               "engine": engine.name}
+    log.info("bootstrap: %s (%s)", heldout_line(metrics), engine.name)
     if cfg.diagnostic_prompts and task.has_step_checker:
         samples = sample_rows(engine, task, task.problems("heldout", 0, cfg.diagnostic_prompts), params.rollout.samples_per_prompt,
                               params.sampling.temperature, params.sampling.top_p, params.sampling.max_new_tokens, round_seed(params, 0, "base_diagnostics"))

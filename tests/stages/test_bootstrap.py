@@ -62,6 +62,7 @@ def test_bootstrap_writes_heldout_metrics_and_base_diagnostics(tmp_path):
     metrics = bootstrap.run(load_params(root / "params.yaml"), root)
     written = json.loads((root / "metrics" / "evaluate" / "round=0.json").read_text())
     assert written == metrics and written["evaluate_problems"] == 16 and written["final_sft_loss"] is None
+    assert written["engine"] == "transformers"  # sampling.engine, as the evaluate stage uses it
     assert written["sound_accuracy"] <= written["heldout_accuracy"] and written["heldout_accuracy_sem"] >= 0
     diagnostics = written["base_diagnostics"]
     assert diagnostics["samples"] == 12 and diagnostics["prompts"] == 3 and diagnostics["temperature"] == 1.0
