@@ -1,7 +1,6 @@
 """rlint import-model: a GGUF file (written here with the gguf package) into a safetensors model directory."""
 
 import numpy as np
-import pytest
 import torch
 
 from rlint.cli import main as rlint_main
