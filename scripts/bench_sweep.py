@@ -2,7 +2,8 @@
 
 Usage: python scripts/bench_sweep.py --level NAME:section.key=value,... [--level ...] [--modes outcome,internalized,oracle,oracle_repair]
        [--seeds 0,1,2,3,4] [--budget 70000] [--params params.yaml] [--out bench/sweep] [--jobs 2] [--engine transformers]
-       [--set section.key=value ...] [--from-records bench/sweep/records.parquet]
+       [--set section.key=value ...] [--from-records bench/sweep/records.parquet [LEVEL=bench/modes/records.parquet ...]]
+       [--base LEVEL=metrics/evaluate/round=0.json]
 
 Each level's overrides (values without commas) apply to its base policy and to its campaigns. Per level:
 the bootstrap stage trains the level's base in ``--out/level=<name>/bootstrap`` (reused when that
@@ -13,6 +14,11 @@ campaign runs as in scripts/bench_modes.py from that base. Writes to ``--out``:
   ``tokens_to_outcome_final_share``, ``seeds`` (and the rest of bench_modes' summary record), and each
   level's base diagnostics; ``summary.txt``: the table printed at the end;
 - ``sweep.png``: final accuracy, sound accuracy and tokens to outcome's final against level, per mode.
+
+``--from-records`` summarizes records without running: a ``LEVEL=PATH`` entry labels records that
+have no ``level`` column (scripts/bench_modes.py's, run with the same seeds, budget and modes on the
+default parameters, are the ``default`` level), and ``--base LEVEL=PATH`` gives a level's base
+metrics where its bootstrap workspace is not under ``--out``.
 """
 
 from __future__ import annotations
@@ -47,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--engine", default="transformers", choices=ENGINES, help="sampling.engine of every campaign")
     parser.add_argument("--max-rounds", type=int, default=50)
     parser.add_argument("--jobs", type=int, default=1, help="campaigns run at once, in separate processes (torch threads: cores // jobs)")
-    parser.add_argument("--from-records", nargs="+", type=Path, metavar="PARQUET", help="do not run: summarize these records (levels from --level or the records)")
+    parser.add_argument("--from-records", nargs="+", metavar="[LEVEL=]PARQUET", help="do not run: summarize these records (levels from --level or the records)")
+    parser.add_argument("--base", action="append", default=[], metavar="LEVEL=JSON", help="with --from-records: a level's base metrics file")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -75,11 +82,22 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     bases = {}
     if args.from_records:
-        records = [row for path in args.from_records for row in pl.read_parquet(path).to_dicts() if row["mode"] in modes]
+        records = []
+        for entry in args.from_records:
+            label, sep, path = ("", "", entry) if Path(entry).exists() else entry.partition("=")  # a path may hold "=" (level=x/)
+            rows = pl.read_parquet(path).to_dicts()
+            if sep and any("level" in row for row in rows):
+                print(f"bench_sweep: error: --from-records {entry}: these records have a level column already", file=sys.stderr)
+                return 2
+            if not sep and rows and "level" not in rows[0]:
+                print(f"bench_sweep: error: --from-records {entry}: no level column; give LEVEL={path}", file=sys.stderr)
+                return 2
+            records.extend({**row, "level": label} if sep else row for row in rows if row["mode"] in modes)
         names = [name for name, _ in levels] or list(dict.fromkeys(r["level"] for r in records))
         seeds = sorted({r["seed"] for r in records})  # what the records hold, not --seeds
+        given = dict(item.split("=", 1) for item in args.base)
         for name in names:
-            metrics = out / f"level={name}" / "bootstrap" / "metrics" / "evaluate" / "round=0.json"
+            metrics = Path(given[name]) if name in given else out / f"level={name}" / "bootstrap" / "metrics" / "evaluate" / "round=0.json"
             bases[name] = json.loads(metrics.read_text()) if metrics.exists() else None
     else:
         if not levels:
@@ -116,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     summary["overrides"], summary["engine"] = args.set, args.engine
     table = sweep_table(summary)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    timing = (f"summarized from {', '.join(str(p) for p in args.from_records)}" if args.from_records
+    timing = (f"summarized from {', '.join(args.from_records)}" if args.from_records
               else f"wall time: {time.monotonic() - started:.0f} s (jobs {args.jobs}, load average at the end {load:.1f})")
     text = f"{table}\n{_bases_table(bases)}\n{timing}\n"
     out.mkdir(parents=True, exist_ok=True)

@@ -94,6 +94,17 @@ def test_small_sweep_through_the_command(tmp_path):
     again = tmp_path / "again"
     assert bench_sweep.main(["--from-records", str(out / "records.parquet"), "--modes", "outcome,oracle", "--budget", "300", "--out", str(again)]) == 0
     assert json.loads((again / "summary.json").read_text())["levels"] == summary["levels"]
+    # records without a level column (scripts/bench_modes.py's) join as a level named on the command line, with a base file
+    plain = tmp_path / "plain.parquet"
+    records.filter(pl.col("level") == "short").drop("level").write_parquet(plain)
+    base_file = out / "level=short" / "bootstrap" / "metrics" / "evaluate" / "round=0.json"
+    joined = tmp_path / "joined"
+    assert bench_sweep.main(["--from-records", str(out / "records.parquet"), f"again={plain}", "--base", f"again={base_file}",
+                             "--modes", "outcome,oracle", "--budget", "300", "--out", str(joined)]) == 0
+    levels = json.loads((joined / "summary.json").read_text())
+    assert levels["levels"]["again"] == summary["levels"]["short"] and levels["bases"]["again"] == json.loads(base_file.read_text())
+    assert bench_sweep.main(["--from-records", str(plain), "--out", str(tmp_path / "refused")]) == 2  # unlabelled
+    assert not (tmp_path / "refused").exists()
 
 
 def test_bad_level_is_refused_before_any_training(tmp_path, capsys):

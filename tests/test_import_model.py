@@ -111,8 +111,6 @@ def test_what_cannot_be_converted_is_refused_in_one_line_with_exit_2(tmp_path, c
 def test_a_conversion_rlint_could_not_load_is_refused_before_anything_is_written(tmp_path, capsys):
     source = tmp_path / "no_eot.gguf"
     write_gguf(source)
-    from gguf import GGUFReader  # noqa: F401 - the fixture is a real GGUF file
-
     # a vocabulary without <|endoftext|>: transformers' byte-level converter adds it past the embedding
     text = source.read_bytes().replace(b"<|endoftext|>", b"<|endoftexx|>")
     source.write_bytes(text)
