@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -145,8 +146,12 @@ class VLLMConfig:
     max_model_len: int | None = None  # context limit in tokens (prompt + completion); None: the model's own
     dtype: str = "auto"  # weights and activations: "auto" (the checkpoint's), "float32", "bfloat16", "float16"
     enforce_eager: bool = True  # skip torch.compile / CUDA graphs: fast start, slower steps
+    cpu_threads_bind: str = "auto"  # vLLM on a CPU: the cores its OpenMP threads are bound to (VLLM_CPU_OMP_THREADS_BIND): auto, nobind, or ids "0-3,6"
 
     def __post_init__(self) -> None:
+        if not re.fullmatch(r"auto|nobind|\d+(-\d+)?(,\d+(-\d+)?)*(\|\d+(-\d+)?(,\d+(-\d+)?)*)*", self.cpu_threads_bind):
+            raise ConfigError(f"sampling.vllm.cpu_threads_bind={short(self.cpu_threads_bind)}: use auto, nobind, or CPU ids like '0-3,6' "
+                              "(one list per tensor-parallel rank, joined by '|')")
         if self.tensor_parallel_size < 1:
             raise ConfigError("sampling.vllm.tensor_parallel_size must be >= 1")
         if not 0 < self.gpu_memory_utilization <= 1:

@@ -37,6 +37,8 @@ def test_presets_load_and_the_classic_one_is_the_task_before_the_testbed():
     ("sampling:\n  vllm:\n    dtype: int8\n", "sampling.vllm.dtype='int8'"),
     ("sampling:\n  vllm:\n    gpu_memory_utilization: 1.5\n", "sampling.vllm.gpu_memory_utilization"),
     ("sampling:\n  vllm:\n    enforce_eager: 1\n", "sampling.vllm.enforce_eager: expected bool"),
+    ("sampling:\n  vllm:\n    cpu_threads_bind: all\n", "sampling.vllm.cpu_threads_bind='all': use auto, nobind, or CPU ids"),
+    ("sampling:\n  vllm:\n    cpu_threads_bind: \"0-1;2\"\n", "sampling.vllm.cpu_threads_bind='0-1;2'"),
     ("credit:\n  continuation_weight: -1\n", "credit.continuation_weight"),
     ("credit:\n  repairer_weight: -0.5\n", "credit.repairer_weight=-0.5: must be >= 0"),
     ("credit:\n  repairer_weight: 0.5\n", "credit.repairer_weight=0.5 trains repair attempts, but mine.strategy='search' makes none"),
@@ -120,3 +122,10 @@ def test_refusing_params_imports_nothing_heavy(tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() in ("[]", "['numpy']"), done.stdout  # numpy: the credit estimators' registry
     assert "rollout.prompts_per_round must be >= 1" in done.stderr
+
+
+def test_vllm_cpu_thread_binding_takes_vllm_s_own_forms():
+    from rlint.config import VLLMConfig
+
+    for value in ("auto", "nobind", "0-1", "0,2-3", "0-1|2-3"):
+        assert VLLMConfig(cpu_threads_bind=value).cpu_threads_bind == value

@@ -68,6 +68,8 @@ class VLLMEngine:
         os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
         os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")  # no usage report over the network
         os.environ.setdefault("DO_NOT_TRACK", "1")
+        # on a CPU vLLM binds its OpenMP threads itself and ignores OMP_NUM_THREADS; a value already in the environment wins
+        os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", settings.cpu_threads_bind)
         from transformers import AutoTokenizer
         from vllm import LLM
 
