@@ -55,14 +55,14 @@ def sweep_summary(records: list[dict], budget: float, levels: list[str]) -> dict
 def sweep_table(summary: dict) -> str:
     """One line per (level, mode): seeds, final accuracy mean ± std, sound accuracy, tokens to outcome's final (share of budget)."""
     lines = [f"budget: {summary['budget']:,.0f} generated tokens per campaign",
-             f"{'level':<10}{'mode':<20}{'seeds':>6}{'final_acc':>11}{'std':>7}{'vs outcome':>17}{'sound_acc':>11}{'to_outcome_final':>18}"]
+             f"{'level':<10}{'mode':<29}{'seeds':>6}{'final_acc':>11}{'std':>7}{'vs outcome':>17}{'sound_acc':>11}{'to_outcome_final':>18}"]
     for level, entry in summary["levels"].items():
         for mode, figures in entry["modes"].items():
             diff = entry["differences"].get(f"{mode}-outcome")
             diff_text = "" if diff is None else f"{diff['mean']:+.3f} ± {diff['se']:.3f}"
             sound = figures.get("sound_acc_mean")
             share = figures["tokens_to_outcome_final_share"]
-            lines.append(f"{level:<10}{mode:<20}{len(figures['seeds']):>6}{figures['final_acc_mean']:>11.3f}{figures['final_acc_std']:>7.3f}"
+            lines.append(f"{level:<10}{mode:<29}{len(figures['seeds']):>6}{figures['final_acc_mean']:>11.3f}{figures['final_acc_std']:>7.3f}"
                          f"{diff_text:>17}{'-' if sound is None else f'{sound:.3f}':>11}{'never' if share is None else f'{share:.2f}':>18}")
     return "\n".join(lines)
 
