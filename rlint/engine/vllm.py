@@ -11,6 +11,7 @@ definition the transformers engine uses (greedy decoding: under the raw logits, 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -45,6 +46,47 @@ def resolve_dtype(dtype: str, checkpoint: str | Path) -> str:
 
     config = json.loads((Path(checkpoint) / "config.json").read_text())
     return str(config.get("dtype") or config.get("torch_dtype") or "float32")
+
+
+PROGRESS_SECONDS = 10.0  # a long generation logs its progress at most this often
+
+
+class LoggedProgress:
+    """A progress bar for vLLM's offline loop that writes log lines instead of drawing.
+
+    ``LLM.generate(use_tqdm=factory)`` calls ``factory(iterable, ...)`` while adding requests (this
+    iterates it silently) and ``factory(total=..., ...)`` for the run loop, then ``update(n)`` as
+    requests finish, reading ``format_dict["elapsed"]`` and setting ``postfix`` (its speed
+    estimate). A line is logged when ``interval`` seconds have passed since the last one, so a long
+    generation reports at a steady rate in the stage's log (and the flow's), with nothing on a
+    terminal. Generation does not depend on it.
+    """
+
+    def __init__(self, iterable=None, *, label: str = "generate", interval: float = PROGRESS_SECONDS, total: int | None = None, **_) -> None:
+        self.iterable, self.label, self.interval, self.total = iterable, label, interval, total
+        self.n, self.postfix = 0, ""
+        self.started = self.last = time.monotonic()
+
+    def __iter__(self):
+        return iter(self.iterable or ())
+
+    @property
+    def format_dict(self) -> dict:
+        return {"elapsed": max(time.monotonic() - self.started, 1e-9)}
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+        now = time.monotonic()
+        if now - self.last >= self.interval and self.n < (self.total or 0):
+            self.last = now
+            log.info("%s: %d/%d sequences done, %.0fs%s", self.label, self.n, self.total, now - self.started,
+                     f" ({self.postfix})" if self.postfix else "")
+
+    def refresh(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 def sequence_seed(seed: int, index: int) -> int:
@@ -133,7 +175,8 @@ class VLLMEngine:
                     detokenize=False,
                 ))
         started = time.monotonic()
-        outputs = self.llm.generate(prompts, params, use_tqdm=False) if prompts else []
+        progress = functools.partial(LoggedProgress, label=desc or "generate", interval=PROGRESS_SECONDS)
+        outputs = self.llm.generate(prompts, params, use_tqdm=progress) if prompts else []
         samples = []
         for output in outputs:
             completion = output.outputs[0]

@@ -73,3 +73,33 @@ def test_step_recorder_gives_exactly_what_output_scores_gave(tiny_checkpoint):
         for row, sample in enumerate(new):
             assert sample.token_ids == tokens[row, :len(sample.token_ids)].tolist()
             assert sample.logprobs == old[row, :len(sample.token_ids)].tolist()
+
+
+def test_logged_progress_is_what_vllm_calls_on_a_bar():
+    """rlint.engine.vllm.LoggedProgress: iterates what it wraps, counts updates, logs at most every ``interval`` s."""
+    import logging
+
+    from rlint.engine.vllm import LoggedProgress
+
+    assert list(LoggedProgress([1, 2, 3], label="x", desc="Adding requests")) == [1, 2, 3]
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = logging.getLogger("rlint.engine.vllm")
+    logger.addHandler(handler)
+    old = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        every = LoggedProgress(label="evaluate", interval=0.0, total=4, desc="Processed prompts", dynamic_ncols=True)
+        for _ in range(4):
+            every.postfix = "est. speed"
+            every.update(1)
+        never = LoggedProgress(label="mine", interval=3600.0, total=4)
+        for _ in range(4):
+            never.update(1)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old)
+    messages = [r.getMessage() for r in records]
+    assert [m.split(",")[0] for m in messages] == ["evaluate: 1/4 sequences done", "evaluate: 2/4 sequences done", "evaluate: 3/4 sequences done"]
+    assert every.n == never.n == 4 and every.format_dict["elapsed"] > 0 and "(est. speed)" in messages[0]

@@ -79,6 +79,23 @@ def test_shapes_and_seeding(engine):
     assert _ids(alone) == _ids(first)[:1]
 
 
+def test_a_generation_logs_its_progress_at_a_steady_rate_and_the_same_samples(engine, monkeypatch, caplog):
+    """With the interval at 0 every finished request but the last logs a progress line; the samples do not change."""
+    import logging
+
+    from rlint.engine import vllm as backend
+
+    prompts = [engine.encode(f"Q:{i},+1\n") for i in range(6)]
+    request = SamplingRequest(prompts=prompts, n=2, max_new_tokens=4, temperature=1.0, seed=3)
+    quiet = engine.generate(request)
+    monkeypatch.setattr(backend, "PROGRESS_SECONDS", 0.0)
+    with caplog.at_level(logging.INFO, logger="rlint.engine.vllm"):
+        loud = engine.generate(request, desc="rollout round 1")
+    lines = [r.getMessage() for r in caplog.records if "sequences done" in r.getMessage()]
+    assert lines and all(line.startswith("rollout round 1: ") for line in lines) and "/12 sequences done" in lines[-1]
+    assert _ids(loud) == _ids(quiet)
+
+
 def test_batches_larger_than_one_scheduler_step(engine):
     """More prompt tokens than vLLM's per-step budget (4096 on a CPU): seeded requests wait, unsplit."""
     prompts = [engine.encode(f"Q:{i % 10},+{i % 7},*{i % 3},-1,+2,*3,+4\n") for i in range(400)]
