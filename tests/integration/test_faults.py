@@ -24,6 +24,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+import yaml
 
 from tests.conftest import REPO, make_workspace
 
@@ -192,7 +193,9 @@ def test_a_stopped_flow_resumes_at_the_first_stage_dvc_reports_changed(harness, 
     for key, value in ENV.items():
         monkeypatch.setenv(key, value)
     ws = new_workspace(tmp_path / "ws", tiny_checkpoint, rounds=1)
-    for target in ("bootstrap", "archive_base", "rollout@r1", "mine@r1", "correct@r1"):  # stopped after correct
+    inputs = [f"input@{key}" for key in yaml.safe_load((ws / "params.yaml").read_text())["inputs"]]  # the model folder's record first
+    assert inputs == ["input@bootstrap.model_path"]
+    for target in (*inputs, "bootstrap", "archive_base", "rollout@r1", "mine@r1", "correct@r1"):  # stopped after correct
         assert dvc(ws, "repro", "-s", target).returncode == 0
     done = {p: p.stat().st_mtime_ns for top in OUTPUTS for p in (ws / top).rglob("*") if p.is_file()}
     status = json.loads(dvc(ws, "status", "--json").stdout)
