@@ -90,7 +90,11 @@ def publish_metrics(root: str) -> str:
 def reproduce_rounds(root: str, round_ids: list[int]) -> None:
     """The content records of params.yaml's inputs (stage input@<key>), bootstrap, then every stage of each round in
     order; DVC skips what is up to date, so a stopped campaign resumes at the first stage DVC reports as changed."""
-    for key in load_params(Path(root) / "params.yaml").inputs:
+    inputs = load_params(Path(root) / "params.yaml").inputs
+    for key, path in inputs.items():  # DVC itself would fail on a missing dependency (exit 255), and be retried
+        if not (Path(root) / path).exists():  # an absolute path replaces root
+            raise BadInputError(f"params.yaml: inputs.{key}: {path}: no such file or folder")
+    for key in inputs:
         reproduce(f"input@{key}", root)
     reproduce("bootstrap", root)
     reproduce("archive_base", root)

@@ -42,7 +42,15 @@ def test_bad_input_fails_once_without_retries(harness, tmp_path):
 
     from flows.rounds import run_rounds
 
-    ws = _workspace(tmp_path / "bad", bootstrap={"model_path": str(tmp_path / "no-such-model")})
+    missing = _workspace(tmp_path / "missing", bootstrap={"model_path": str(tmp_path / "no-such-model")})
+    state = run_rounds(root=str(missing), return_state=True)  # refused before any stage: DVC would fail on it (exit 255), retried
+    assert state.is_failed() and "inputs.bootstrap.model_path: " in str(state.message) + repr(state.data)
+    with get_client(sync_client=True) as client:
+        assert not client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id])))
+
+    (tmp_path / "not-a-model").mkdir()  # there, but no model: the bootstrap stage refuses it (exit 2), not retried
+    (tmp_path / "not-a-model" / "notes.txt").write_text("no weights here\n")
+    ws = _workspace(tmp_path / "bad", bootstrap={"model_path": str(tmp_path / "not-a-model")})
     state = run_rounds(root=str(ws), return_state=True)
     assert state.is_failed()
     with get_client(sync_client=True) as client:
