@@ -48,6 +48,10 @@ def make_real_run(path: Path, rounds: tuple[int, ...] = ROUNDS) -> Path:
     (ws / "metrics" / "evaluate").mkdir(parents=True)
     shutil.copy(REPO / "metrics" / "evaluate" / "round=0.json", ws / "metrics" / "evaluate" / "round=0.json")
     params = load_params(ws / "params.yaml")
+    from rlint.inputs import write_input_record
+
+    for key in params.inputs:  # the model folder's content record (dvc.yaml: input@bootstrap.model_path)
+        write_input_record(params, key, ws)
     archive.run(params, 0, ws)  # the empty archive round 1 starts from (dvc.yaml: archive_base)
     for k in rounds:
         for stage in (rollout, mine, correct, archive, credit, optimize, evaluate):
