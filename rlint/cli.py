@@ -15,7 +15,7 @@ from pathlib import Path
 STAGES = ("bootstrap", "rollout", "mine", "correct", "archive", "credit", "optimize", "evaluate")  # rlint <stage>: rlint/stages/<stage>.py
 # The other commands' modules, imported by name only when run: a stage's command imports none of
 # them, so they are no dependency of any stage (scripts/check_stage_deps.py reads both tables).
-TOOLS = {"audit": "rlint.audit_cli", "report": "rlint.report", "add-round": "rlint.rounds", "input": "rlint.inputs",
+TOOLS = {"audit": "rlint.audit_cli", "report": "rlint.report", "add-round": "rlint.rounds", "input": "rlint.stages.input",
          "import-model": "rlint.import_model"}
 
 
@@ -120,7 +120,7 @@ def _run(argv: list[str] | None) -> int:
         try:  # inputs first, before torch and transformers load: a refusal takes a second or two, not ten
             params = load_params(root / args.params)  # an absolute --params replaces root
             if args.command == "input":  # hashing only: no torch, no pyarrow
-                record = importlib.import_module(TOOLS["input"]).write_input_record(params, args.key, root)
+                record = importlib.import_module(TOOLS["input"]).run(params, args.key, root)
                 print(f"input {args.key}: {record['path']}: {record['kind']}, {record['files']} file(s), {record['bytes']:,} bytes, "
                       f"sha256 {record['sha256'][:16]}…")
                 return 0
