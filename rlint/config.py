@@ -419,7 +419,7 @@ class Params:
         """``inputs`` must list exactly the paths that task.path, task.heldout_path and bootstrap.model_path name: DVC hashes
         what ``inputs`` lists (stage input@<key>), so a path missing there would be read without being versioned.
         (:func:`load_params` checks it where a dvc.yaml beside params.yaml iterates over ``inputs``.)"""
-        from rlint.inputs import declared_inputs, inputs_yaml
+        from rlint.inputs import INPUT_KEYS, declared_inputs, inputs_yaml
 
         declared = declared_inputs(self.task.path, self.task.heldout_path, self.bootstrap.model_path)
         if self.inputs == declared:
@@ -428,8 +428,6 @@ class Params:
         if wrong is not None:
             why = f"inputs.{wrong} must be {short(declared[wrong])}, the path {wrong} names"
         else:
-            from rlint.inputs import INPUT_KEYS
-
             extra = next(k for k in self.inputs if k not in declared)
             why = (f"inputs.{extra}: {extra} is not set" if extra in INPUT_KEYS
                    else f"inputs.{short(extra)}: not a parameter that names a path ({', '.join(INPUT_KEYS)})")

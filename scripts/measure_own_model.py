@@ -25,6 +25,9 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from rlint.inputs import declared_inputs  # noqa: E402
 STAGES = ("rollout", "mine", "correct", "archive", "credit", "optimize", "evaluate")
 
 
@@ -91,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         key, _, value = item.partition("=")
         section, _, name = key.partition(".")
         params[section][name] = yaml.safe_load(value)
-    params["inputs"] = {k: v for k, v in (("task.path", train), ("task.heldout_path", heldout), ("bootstrap.model_path", model)) if v}
+    params["inputs"] = declared_inputs(train, heldout, model)  # what rlint requires for DVC to version them
     params["rounds"] = {"r1": {"id": 1, "prev": 0}}
     (ws / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     rlint = str(Path(sys.executable).parent / "rlint")
