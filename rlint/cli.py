@@ -74,6 +74,9 @@ def _run(argv: list[str] | None) -> int:
         sub = commands.add_parser(stage, help=f"run the {stage} stage")
         if stage != "bootstrap":
             sub.add_argument("--round", type=int, required=True, help="round number k >= 1" + (" (0: the empty base archive)" if stage == "archive" else ""))
+        if stage == "optimize":
+            sub.add_argument("--machine-rank", type=int, help="this machine's rank when optimize.launch.num_machines > 1 (default: "
+                             "RLINT_MACHINE_RANK, else optimize.launch.machine_rank); docs/scaling.md")
     commands.add_parser("report", help="print the per-round metrics table")
     audit = commands.add_parser("audit", help="audit the supervision across rounds: summary, HTML report, lineage of an id")
     audit.add_argument("--root", default=argparse.SUPPRESS, help="workspace root (same as the global --root)")
@@ -113,6 +116,7 @@ def _run(argv: list[str] | None) -> int:
 
     from rlint.checkpoints import CheckpointError
     from rlint.config import ConfigError, load_params
+    from rlint.launch import check_launch, launched, relaunch, with_machine_rank
     from rlint.tasks.base import TaskInputError
 
     params = None
@@ -133,6 +137,15 @@ def _run(argv: list[str] | None) -> int:
         try:
             check_inputs_early(args.command, getattr(args, "round", None), params, root)
         except (CheckpointError, TaskInputError, DataError) as err:
+            return refuse(args.command, err)
+
+    if args.command == "optimize" and not launched(os.environ):
+        try:  # more than one process: this command becomes their launcher (rlint/launch.py) and does not return
+            launch = with_machine_rank(params.optimize.launch, args.machine_rank, os.environ)
+            if not launch.single_process:
+                check_launch(launch, root)
+                relaunch(launch, root, list(sys.argv[1:] if argv is None else argv))
+        except ConfigError as err:
             return refuse(args.command, err)
 
     from rlint.engine import EngineError

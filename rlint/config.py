@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rlint.mining import SEARCHES
-from rlint.params_file import ParamsFileError, missing_tracked_keys, read_params_file, short, tracked_keys
+from rlint.launch import LaunchConfig
+from rlint.params_file import ConfigError, ParamsFileError, missing_tracked_keys, read_params_file, short, tracked_keys
 from rlint.tasks.base import DEFAULT_REPAIR_TEMPLATE, TaskInputError, check_repair_template
 
 STRATEGIES = ("search", "repair")
@@ -30,10 +31,6 @@ OLD_LOGPROBS = ("sampler", "recompute")
 # names rlint/losses.py registers (it refuses any other): listed here so that checking params imports no torch
 POLICY_LOSSES = ("clipped", "ratio")
 AGGREGATIONS = ("token_mean", "seq_mean")
-
-
-class ConfigError(ValueError):
-    """params.yaml is unusable; the message names the file and the key."""
 
 
 def check_prompt_template(template: str, error=None) -> None:
@@ -142,6 +139,7 @@ class BootstrapConfig:
 @dataclass(frozen=True)
 class VLLMConfig:
     tensor_parallel_size: int = 1  # GPUs the model is sharded over (1 on a CPU)
+    data_parallel_size: int = 1  # replicas, one process each on its own tensor_parallel_size GPUs (on a CPU: its share of the cores); prompts split between them
     gpu_memory_utilization: float = 0.3  # share of GPU memory vLLM may take; on a CPU, of host memory (KV cache included)
     max_model_len: int | None = None  # context limit in tokens (prompt + completion); None: the model's own
     dtype: str = "auto"  # weights and activations: "auto" (the checkpoint's), "float32", "bfloat16", "float16"
@@ -152,8 +150,8 @@ class VLLMConfig:
         if not re.fullmatch(r"auto|nobind|\d+(-\d+)?(,\d+(-\d+)?)*(\|\d+(-\d+)?(,\d+(-\d+)?)*)*", self.cpu_threads_bind):
             raise ConfigError(f"sampling.vllm.cpu_threads_bind={short(self.cpu_threads_bind)}: use auto, nobind, or CPU ids like '0-3,6' "
                               "(one list per tensor-parallel rank, joined by '|')")
-        if self.tensor_parallel_size < 1:
-            raise ConfigError("sampling.vllm.tensor_parallel_size must be >= 1")
+        if self.tensor_parallel_size < 1 or self.data_parallel_size < 1:
+            raise ConfigError("sampling.vllm.tensor_parallel_size and sampling.vllm.data_parallel_size must be >= 1")
         if not 0 < self.gpu_memory_utilization <= 1:
             raise ConfigError("sampling.vllm.gpu_memory_utilization must be in (0, 1]")
         if self.max_model_len is not None and self.max_model_len < 2:
@@ -304,6 +302,7 @@ class OptimizeConfig:
     carry_optimizer_state: bool = True  # AdamW's moments carried from round k-1 to k (checkpoints/round=k/optimizer/); false: a fresh AdamW each round
     reshuffle_epochs: bool = False  # a new minibatch order every epoch; false: one seeded order, the same minibatches each epoch (TRL's)
     old_logprobs: str = "sampler"  # the ratio's old policy: sampler (the sampling log-probs) | recompute (a trainer forward pass before the update)
+    launch: LaunchConfig = field(default_factory=LaunchConfig)  # processes and machines that train (rlint/launch.py); not a DVC param: it does not change the update
 
     def __post_init__(self) -> None:
         if self.loss not in POLICY_LOSSES:

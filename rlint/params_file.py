@@ -33,6 +33,10 @@ class ParamsFileError(ValueError):
     """The parameters file cannot be read as trusted YAML; the message names the line."""
 
 
+class ConfigError(ValueError):
+    """params.yaml is unusable; the message names the file and the key."""
+
+
 def short(value, width: int = VALUE_CHARS) -> str:
     """``repr(value)`` cut to ``width`` characters, so a message stays one short line.
 

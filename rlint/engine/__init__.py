@@ -28,6 +28,10 @@ def load_engine(checkpoint: str, sampling) -> RolloutEngine:
     """The engine named by ``sampling.engine`` with the checkpoint loaded once."""
     name = engine_name(sampling.engine)
     log.info("rollout engine: %s (sampling.engine=%s)", name, sampling.engine)
+    if name == "vllm" and sampling.vllm.data_parallel_size > 1:
+        from rlint.engine.vllm_dp import DataParallelVLLM
+
+        return DataParallelVLLM(checkpoint, sampling.vllm)
     if name == "vllm":
         from rlint.engine.vllm import VLLMEngine
 

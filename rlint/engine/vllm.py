@@ -147,7 +147,9 @@ class VLLMEngine:
     def decode(self, token_ids: list[int]) -> str:
         return self.tokenizer.decode(token_ids, skip_special_tokens=True)
 
-    def generate(self, request: SamplingRequest, desc: str = "") -> list[list[Sample]]:
+    def generate(self, request: SamplingRequest, desc: str = "", first_prompt: int = 0) -> list[list[Sample]]:
+        """``first_prompt``: the position of ``request.prompts[0]`` in a larger request split over replicas
+        (rlint/engine/vllm_dp.py); sequence seeds follow the position in the whole request."""
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
@@ -159,7 +161,7 @@ class VLLMEngine:
             room = self.max_model_len - len(prompt)
             if room < 1:
                 raise ValueError(
-                    f"prompt {i} has {len(prompt)} tokens: no room to generate within "
+                    f"prompt {first_prompt + i} has {len(prompt)} tokens: no room to generate within "
                     f"sampling.vllm.max_model_len={self.max_model_len}"
                 )
             for j in range(request.n):
@@ -169,7 +171,7 @@ class VLLMEngine:
                     temperature=request.temperature,
                     top_p=1.0 if greedy else request.top_p,
                     max_tokens=min(request.max_new_tokens, room),
-                    seed=sequence_seed(request.seed, i * request.n + j),
+                    seed=sequence_seed(request.seed, (first_prompt + i) * request.n + j),
                     stop_token_ids=stop_ids,
                     logprobs=0,  # the sampled token's only
                     detokenize=False,
