@@ -85,8 +85,10 @@ def deploy(args: argparse.Namespace) -> str:
 
     flow = Flow.from_source(source=str(Path(args.source).resolve()), entrypoint=FLOWS[args.flow])
     name = args.name or flow.name
-    # build/push: no image; the code is the local source folder (the pull step sets the worker's working directory)
-    flow.deploy(name=name, work_pool_name=args.pool, parameters=flow_parameters(args), build=False, push=False,
+    # build/push: no image; the code is the local source folder (the pull step sets the worker's working directory).
+    # concurrency_limit=1: the server starts one run of this deployment at a time and queues the next, also when
+    # workers on two machines poll the pool (the workspace lock is a flock, which a shared disk may not honour)
+    flow.deploy(name=name, work_pool_name=args.pool, parameters=flow_parameters(args), build=False, push=False, concurrency_limit=1,
                 description=f"rlint {args.flow} on {Path(args.root).resolve()}", tags=["rlint"], print_next_steps=False,
                 ignore_warnings=True)
     return f"{flow.name}/{name}"

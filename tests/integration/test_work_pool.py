@@ -64,6 +64,7 @@ def test_a_worker_on_the_pool_runs_the_deployed_round(tmp_path, tiny_checkpoint)
         assert done.returncode == 0 and "prefect deployment run rlint-rounds/tiny" in done.stdout, done.stdout + done.stderr
         [deployment] = _api(api, "/deployments/filter", {})
         assert deployment["work_pool_name"] == POOL and deployment["parameters"]["root"] == str(ws)
+        assert deployment["global_concurrency_limit"]["limit"] == 1  # one run of the workspace at a time, whichever worker
         assert deployment["pull_steps"] == [{"prefect.deployments.steps.set_working_directory": {"directory": str(REPO)}}]
 
         started = cli(str(BIN / "prefect"), "deployment", "run", "rlint-rounds/tiny")
