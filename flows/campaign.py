@@ -7,7 +7,7 @@
 ``flow.serve`` (not a work pool): the deployment, its schedule and the process that executes it
 are one long-lived Python process in the workspace, with the workspace's own venv; a process
 work pool would add a worker, a ``prefect.yaml`` and pull steps for no gain on one machine.
-See docs/campaigns.md.
+See docs/campaigns.md; for workers on other machines, flows/deploy.py and docs/scaling.md.
 
 Each run holds the workspace lock (flows/lock.py), so a second run at the same time (a
 schedule that overlaps a long round, or a manual ``python -m flows.rounds``) fails at once
