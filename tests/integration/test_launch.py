@@ -16,7 +16,7 @@ from rlint.data import write_rows
 from tests.conftest import REPO, make_workspace
 from tests.stages.test_optimize import _own_rows
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.scale]
 BIN = Path(sys.executable).parent
 
 
@@ -80,7 +80,6 @@ def _same_update(ws: Path, one: tuple[dict, dict], other: tuple[dict, dict]) -> 
         assert torch.linalg.norm(update_other - update_one) <= 1e-3 * torch.linalg.norm(update_one) + 1e-7, name
 
 
-@pytest.mark.scale
 def test_dvc_repro_optimize_launches_itself_on_two_processes_and_on_two_machines(tmp_path, tiny_checkpoint):
     """optimize.launch through ``dvc repro``: one process as today; 2 processes (torchrun, DDP on gloo); 2 "machines" on loopback
     (ranks 0 and 1, one process each, rank 1 started by hand in the same workspace). Same global batch, same update."""
