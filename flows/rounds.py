@@ -16,6 +16,7 @@ import argparse
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 for _key, _value in {
@@ -29,8 +30,11 @@ for _key, _value in {
 from prefect import flow, get_run_logger, task  # noqa: E402
 from prefect.artifacts import create_markdown_artifact  # noqa: E402
 
+from flows.engine import engine_groups, stale, wants_server  # noqa: E402
+from flows.engine import shared_engine as engine_session  # noqa: E402
 from flows.lock import workspace_lock  # noqa: E402
 from rlint.config import ConfigError, load_params  # noqa: E402
+from rlint.engine.served import ServerError  # noqa: E402
 from rlint.report import format_table, markdown_table, round_table  # noqa: E402
 
 STAGES = ("rollout", "mine", "correct", "archive", "credit", "optimize", "evaluate")
@@ -66,11 +70,12 @@ def stream_command(command: list[str], cwd: str, env: dict, emit) -> tuple[int, 
 
 
 @task(retries=2, retry_delay_seconds=2, retry_condition_fn=retry_unless_bad_input, task_run_name="dvc repro {target}")
-def reproduce(target: str, root: str) -> str:
-    """``dvc repro --single-item <target>`` in ``root``, its log lines streamed to Prefect's log as they come; returns DVC's output."""
+def reproduce(target: str, root: str, engine_env: dict | None = None) -> str:
+    """``dvc repro --single-item <target>`` in ``root``, its log lines streamed to Prefect's log as they come; returns DVC's output.
+    ``engine_env``: the shared engine server's address (flows/engine.py), passed to the stage."""
     logger = get_run_logger()
     bin_dir = str(Path(sys.executable).parent)
-    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}", "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}", "PYTHONUNBUFFERED": "1", **(engine_env or {})}
     returncode, output = stream_command([sys.executable, "-m", "dvc", "repro", "--single-item", target], root, env, logger.info)
     if returncode != 0:
         if "exited with 2" in output:
@@ -87,10 +92,17 @@ def publish_metrics(root: str) -> str:
     return format_table(rows)
 
 
-def reproduce_rounds(root: str, round_ids: list[int]) -> None:
+def reproduce_rounds(root: str, round_ids: list[int], shared_engine: bool = True, engine_port: int | None = None,
+                     timings: list[dict] | None = None) -> None:
     """The content records of params.yaml's inputs (stage input@<key>), bootstrap, then every stage of each round in
-    order; DVC skips what is up to date, so a stopped campaign resumes at the first stage DVC reports as changed."""
-    inputs = load_params(Path(root) / "params.yaml").inputs
+    order; DVC skips what is up to date, so a stopped campaign resumes at the first stage DVC reports as changed.
+
+    ``shared_engine``: the stages that sample from one checkpoint share one vLLM server, started before the first of
+    them that DVC reruns and stopped after the last (flows/engine.py); false: each stage starts its own engine.
+    ``timings``: when given, gets one record per round stage (target, wall seconds, DVC's output) and per server
+    (checkpoint round, start seconds), for scripts/bench_round.py."""
+    params = load_params(Path(root) / "params.yaml")
+    inputs = params.inputs
     for key, path in inputs.items():  # DVC itself would fail on a missing dependency (exit 255), and be retried
         if not (Path(root) / path).exists():  # an absolute path replaces root
             raise BadInputError(f"params.yaml: inputs.{key}: {path}: no such file or folder")
@@ -98,14 +110,32 @@ def reproduce_rounds(root: str, round_ids: list[int]) -> None:
         reproduce(f"input@{key}", root)
     reproduce("bootstrap", root)
     reproduce("archive_base", root)
-    for round_id in round_ids:
-        for stage in STAGES:
-            reproduce(f"{stage}@r{round_id}", root)
+    logger = get_run_logger()
+    share = shared_engine and wants_server(root, params)
+
+    def run(target: str, engine_env: dict | None = None) -> None:
+        started = time.monotonic()
+        output = reproduce(target, root, engine_env)
+        if timings is not None:
+            timings.append({"target": target, "start": started, "seconds": time.monotonic() - started, "output": output})
+
+    for checkpoint_round, targets in engine_groups(round_ids, STAGES):
+        if checkpoint_round is None or not share or not stale(root, targets):
+            for target in targets:
+                run(target)
+            continue
+        try:
+            with engine_session(root, checkpoint_round, params, port=engine_port, emit=logger.info, timings=timings) as engine_env:
+                for target in targets:
+                    run(target, engine_env)
+        except ServerError as err:  # port taken, a checkpoint vLLM cannot load: no stage of the group has run
+            raise BadInputError(str(err)) from None
 
 
 @flow(name="rlint-rounds", log_prints=True)
-def run_rounds(root: str = ".", rounds: int | None = None) -> str:
-    """Bootstrap, then the first ``rounds`` rounds of params.yaml (default: all), stage by stage.
+def run_rounds(root: str = ".", rounds: int | None = None, shared_engine: bool = True, engine_port: int | None = None) -> str:
+    """Bootstrap, then the first ``rounds`` rounds of params.yaml (default: all), stage by stage; with ``shared_engine``
+    one vLLM server per policy checkpoint (on ``engine_port``, default a free one), else one engine per stage.
 
     Holds the workspace lock (flows/lock.py): a second flow run on the same workspace fails at
     once with WorkspaceBusyError and touches nothing.
@@ -113,7 +143,7 @@ def run_rounds(root: str = ".", rounds: int | None = None) -> str:
     with workspace_lock(root, "rlint-rounds flow"):
         params = load_params(Path(root) / "params.yaml")
         round_ids = sorted(item["id"] for item in params.rounds.values())[:rounds]
-        reproduce_rounds(root, round_ids)
+        reproduce_rounds(root, round_ids, shared_engine=shared_engine, engine_port=engine_port)
         table = publish_metrics(root)
     print("\n" + table)
     return table
@@ -123,13 +153,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run rlint rounds through Prefect and DVC.")
     parser.add_argument("--root", default=".", help="workspace holding params.yaml and dvc.yaml")
     parser.add_argument("--rounds", type=int, default=None, help="run only the first N rounds of params.yaml")
+    parser.add_argument("--engine-per-stage", action="store_true", help="every sampling stage starts its own engine (no shared vLLM server)")
+    parser.add_argument("--engine-port", type=int, default=None, help="loopback port of the shared vLLM server (default: a free one)")
     args = parser.parse_args(argv)
     try:  # bad parameters: one line and exit code 2 before any flow starts, as rlint's own commands do
         load_params(Path(args.root) / "params.yaml")
     except ConfigError as err:
         print(f"flows.rounds: error: {err}", file=sys.stderr)
         return 2
-    run_rounds(root=str(Path(args.root).resolve()), rounds=args.rounds)
+    try:
+        run_rounds(root=str(Path(args.root).resolve()), rounds=args.rounds, shared_engine=not args.engine_per_stage, engine_port=args.engine_port)
+    except BadInputError as err:  # Prefect has logged the traceback; the last line says what to fix
+        print(f"flows.rounds: error: {' '.join(str(err).split())[:460]}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -28,6 +28,12 @@ def load_engine(checkpoint: str, sampling) -> RolloutEngine:
     """The engine named by ``sampling.engine`` with the checkpoint loaded once."""
     name = engine_name(sampling.engine)
     log.info("rollout engine: %s (sampling.engine=%s)", name, sampling.engine)
+    if name == "vllm":
+        from rlint.engine.served import ServedEngine, served_for
+
+        url = served_for(checkpoint)
+        if url is not None:  # the flow's shared server for this very checkpoint (rlint/engine/served.py)
+            return ServedEngine(checkpoint, url)
     if name == "vllm" and sampling.vllm.data_parallel_size > 1:
         from rlint.engine.vllm_dp import DataParallelVLLM
 
