@@ -46,14 +46,17 @@ def engine_groups(round_ids: list[int], stages: tuple[str, ...]) -> list[tuple[i
     return groups
 
 
-def wants_server(root: str, params) -> bool:
-    """A shared server pays off where the stages would each start vLLM: the resolved engine is vLLM, one replica."""
+def wants_server(root: str, params, checkpoint_round: int) -> bool:
+    """A shared server pays off where the stages would each start vLLM on that checkpoint: the engine resolves to vLLM
+    for it (``auto``: rlint.engine.engine_name), one replica."""
+    from rlint.checkpoints import checkpoint_path
     from rlint.engine import EngineError, engine_name
 
     try:
-        return engine_name(params.sampling.engine) == "vllm" and params.sampling.vllm.data_parallel_size == 1
+        name = engine_name(params.sampling.engine, str(checkpoint_path(Path(root), checkpoint_round)))
     except EngineError:
         return False  # the stages refuse it themselves, as bad input
+    return name == "vllm" and params.sampling.vllm.data_parallel_size == 1
 
 
 def stale(root: str, targets: list[str]) -> bool:

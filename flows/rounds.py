@@ -111,7 +111,6 @@ def reproduce_rounds(root: str, round_ids: list[int], shared_engine: bool = True
     reproduce("bootstrap", root)
     reproduce("archive_base", root)
     logger = get_run_logger()
-    share = shared_engine and wants_server(root, params)
 
     def run(target: str, engine_env: dict | None = None) -> None:
         started = time.monotonic()
@@ -120,7 +119,7 @@ def reproduce_rounds(root: str, round_ids: list[int], shared_engine: bool = True
             timings.append({"target": target, "start": started, "seconds": time.monotonic() - started, "output": output})
 
     for checkpoint_round, targets in engine_groups(round_ids, STAGES):
-        if checkpoint_round is None or not share or not stale(root, targets):
+        if checkpoint_round is None or not shared_engine or not wants_server(root, params, checkpoint_round) or not stale(root, targets):
             for target in targets:
                 run(target)
             continue

@@ -116,6 +116,21 @@ def check_tokenizer(path: Path, vocab_size: int | None) -> None:
         raise CheckpointError(f"{path}: token {short(token, 20)} has id {largest}, beyond the model's vocabulary (config.json vocab_size={vocab_size})")
 
 
+def parameter_count(path: str | Path) -> int | None:
+    """Parameters in a model directory's safetensors files, from their headers (no tensor is read); None if unreadable."""
+    total = 0
+    files = sorted(Path(path).glob("*.safetensors"))
+    try:
+        for file in files:
+            with file.open("rb") as f:
+                (length,) = struct.unpack("<Q", f.read(8))
+                header = json.loads(f.read(min(length, MAX_HEADER_BYTES)).decode("utf-8"))
+            total += sum(math.prod(info["shape"]) for name, info in header.items() if name != "__metadata__")
+    except (OSError, struct.error, ValueError, TypeError, KeyError, AttributeError):
+        return None
+    return total if files else None
+
+
 def vocab_size(path: str | Path) -> int | None:
     """``vocab_size`` of a verified model directory's config.json (token ids must stay below it)."""
     return _json_file(Path(path) / "config.json").get("vocab_size")

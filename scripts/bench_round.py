@@ -57,11 +57,22 @@ def stage_record(record: dict) -> dict:
             "stage_start_seconds": float(work[0][1]) if work else None}
 
 
+def set_engine(root: Path, engine: str | None) -> None:
+    """Pin ``sampling.engine`` in the copy's params.yaml (a line edit: the file's comments and order stay)."""
+    if engine is None:
+        return
+    path = root / "params.yaml"
+    text, count = re.subn(r"(?m)^(  engine: )\S+", rf"\g<1>{engine}", path.read_text(), count=1)
+    assert count == 1, "sampling.engine not found in params.yaml"
+    path.write_text(text)
+
+
 def run_way(root: Path, rounds: list[int], shared: bool) -> dict:
     from prefect import flow
 
     from flows.rounds import reproduce_rounds
 
+    os.environ["PYTHONPATH"] = str(root)  # the stages DVC runs import the copy's rlint, not the installed one
     timings: list[dict] = []
 
     @flow(name=f"rlint-bench-round-{'new' if shared else 'old'}")
@@ -89,40 +100,45 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=None, help="the first N rounds of params.yaml (default: all)")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "round")
+    parser.add_argument("--ways", default="old:vllm:per-stage,shared:vllm:shared,new:auto:shared",
+                        help="NAME:ENGINE:per-stage|shared,... (ENGINE: a sampling.engine value, or 'params' for params.yaml's)")
     args = parser.parse_args(argv)
     os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="rlint-bench-prefect-"))
     from rlint.config import load_params
 
     rounds = sorted(item["id"] for item in load_params(REPO / "params.yaml").rounds.values())[:args.rounds]
-    ways = {}
+    ways, settings = {}, [way.split(":") for way in args.ways.split(",")]
     with tempfile.TemporaryDirectory(prefix="rlint-bench-round-") as tmp:
-        for name, shared in (("old", False), ("new", True)):
+        for name, engine, sharing in settings:
             root = copy_checkout(Path(tmp) / name)
-            ways[name] = run_way(root, rounds, shared)
+            set_engine(root, None if engine == "params" else engine)
+            ways[name] = {"engine": engine, "sharing": sharing, **run_way(root, rounds, sharing == "shared")}
     old, new = ways["old"], ways["new"]
+    shared_vllm = ways.get("shared", new)
     sampling_first = {s["target"].split("@")[0]: s for s in new["stages"] if s["target"].endswith(f"@r{rounds[0]}")}
     summary = {"rounds": rounds,
                "round_seconds_old": old["round_seconds"], "round_seconds_new": new["round_seconds"],
                "overhead_share_old": old["overhead_share"], "overhead_share_new": new["overhead_share"],
                "engine_starts_per_round_old": old["engine_starts_per_round"],
-               # servers for the checkpoints the rounds' rollout/mine/correct sample from; the last round's evaluate
-               # shares the next round's server in a campaign, and starts one of its own here
-               "engine_starts_per_round_new": round(sum(1 for s in new["servers"] if s["checkpoint_round"] < rounds[-1])
+               # vLLM servers for the checkpoints the rounds' rollout/mine/correct sample from (way "shared": vLLM pinned);
+               # the last round's evaluate shares the next round's server in a campaign, and starts one of its own here
+               "engine_starts_per_round_new": round(sum(1 for s in shared_vllm["servers"] if s["checkpoint_round"] < rounds[-1])
                                                     / len(rounds), 2),
-               "engine_starts_new": new["engine_starts"],
+               "engine_starts_new": {name: way["engine_starts"] for name, way in ways.items()},
+               "round_seconds": {name: way["round_seconds"] for name, way in ways.items()},
+               "overhead_share": {name: way["overhead_share"] for name, way in ways.items()},
                "speedup": round(old["total_seconds"] / new["total_seconds"], 2),
                "stage_start_seconds": {stage: record["stage_start_seconds"] for stage, record in sampling_first.items()}}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "records.json").write_text(json.dumps(ways, indent=1) + "\n")
     (args.out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
-    print(f"{'way':<5}{'round s':>9}{'total s':>9}{'generate s':>12}{'train s':>9}{'overhead':>10}{'engine starts':>15}")
+    print(f"{'way':<8}{'round s':>9}{'total s':>9}{'generate s':>12}{'train s':>9}{'overhead':>10}{'engine starts':>15}")
     for name, way in ways.items():
-        print(f"{name:<5}{way['round_seconds']:>9.1f}{way['total_seconds']:>9.1f}{way['generate_seconds']:>12.1f}{way['train_seconds']:>9.1f}"
+        print(f"{name:<8}{way['round_seconds']:>9.1f}{way['total_seconds']:>9.1f}{way['generate_seconds']:>12.1f}{way['train_seconds']:>9.1f}"
               f"{way['overhead_share']:>10.2f}{way['engine_starts']:>15}")
-    print(f"\n{'stage':<14}" + "".join(f"{n + ' wall':>11}{n + ' gen':>10}" for n in ways))
-    for old_stage, new_stage in zip(old["stages"], new["stages"]):
-        print(f"{old_stage['target']:<14}{old_stage['wall_seconds']:>11.1f}{old_stage['generate_seconds']:>10.1f}"
-              f"{new_stage['wall_seconds']:>11.1f}{new_stage['generate_seconds']:>10.1f}")
+    print(f"\n{'stage':<14}" + "".join(f"{n + ' wall':>13}{n + ' gen':>12}" for n in ways))
+    for rows in zip(*(way["stages"] for way in ways.values())):
+        print(f"{rows[0]['target']:<14}" + "".join(f"{r['wall_seconds']:>13.1f}{r['generate_seconds']:>12.1f}" for r in rows))
     print(f"\nspeedup {summary['speedup']}x; engine starts per round: old {summary['engine_starts_per_round_old']}, "
           f"new {summary['engine_starts_per_round_new']}; wrote {args.out / 'summary.json'}")
     return 0

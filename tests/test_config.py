@@ -87,6 +87,41 @@ def test_engine_choice_follows_the_install(monkeypatch):
     assert engine_name("transformers") == "transformers"
 
 
+def _safetensors(path, shapes: dict) -> None:
+    import json
+    import struct
+
+    header, offset = {}, 0
+    for name, shape in shapes.items():
+        size = 4 * (shape[0] * shape[1])
+        header[name] = {"dtype": "F32", "shape": shape, "data_offsets": [offset, offset + size]}
+        offset += size
+    raw = json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw)  # the tensors' bytes are not needed to count parameters
+
+
+def test_auto_picks_vllm_on_a_cpu_from_8m_parameters_and_transformers_below(monkeypatch, tmp_path):
+    import rlint.engine as engine_module
+    from rlint.checkpoints import parameter_count
+    from rlint.engine import AUTO_VLLM_MIN_PARAMETERS_ON_CPU, engine_name
+    from rlint.engine import vllm as vllm_module
+
+    small, large = tmp_path / "small", tmp_path / "large"
+    small.mkdir(), large.mkdir()
+    _safetensors(small / "model.safetensors", {"a": [1000, 1000], "b": [1000, 50]})  # 1.05 M, the embedded model's size
+    _safetensors(large / "model-00001.safetensors", {"a": [4000, 1000]})
+    _safetensors(large / "model-00002.safetensors", {"b": [4000, 1000]})  # 8 M over two shards
+    assert parameter_count(small) == 1_050_000 and parameter_count(large) == AUTO_VLLM_MIN_PARAMETERS_ON_CPU
+    assert parameter_count(tmp_path / "none") is None
+    monkeypatch.setattr(vllm_module, "vllm_available", lambda: True)
+    monkeypatch.setattr(engine_module, "_on_gpu", lambda: False)
+    assert engine_name("auto", str(small)) == "transformers" and engine_name("auto", str(large)) == "vllm"
+    assert engine_name("auto", str(tmp_path / "none")) == "vllm"  # size unknown: the engine that scales
+    assert engine_name("vllm", str(small)) == "vllm" and engine_name("transformers", str(large)) == "transformers"  # a pin wins
+    monkeypatch.setattr(engine_module, "_on_gpu", lambda: True)
+    assert engine_name("auto", str(small)) == "vllm"
+
+
 @pytest.mark.parametrize("section, key, value", [("optimize", "old_logprobs", "trainer"), ("credit", "group_std", "unbiased"), ("credit", "epsilon", 0)])
 def test_trl_matching_options_are_checked(tmp_path, section, key, value):
     import yaml

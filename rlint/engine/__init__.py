@@ -13,12 +13,32 @@ class EngineError(RuntimeError):
     """The configured engine cannot run here (e.g. ``sampling.engine: vllm`` without vLLM)."""
 
 
-def engine_name(engine: str) -> str:
-    """The backend ``sampling.engine`` resolves to here: ``auto`` is vllm when it is installed."""
+# sampling.engine: auto on a CPU picks vLLM from this many parameters up. Measured (docs/engines.md, scripts/bench_engines.py,
+# 2 cores): vLLM generated 0.73x the tokens per second of transformers on the embedded 1.05 M model and 2.20x on a 27.3 M one;
+# the crossover lies between them, and 8 M is a round figure there (not measured at 8 M itself).
+AUTO_VLLM_MIN_PARAMETERS_ON_CPU = 8_000_000
+
+
+def _on_gpu() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def engine_name(engine: str, checkpoint: str | None = None) -> str:
+    """The backend ``sampling.engine`` resolves to here. ``auto``: transformers without vLLM; vLLM on a GPU; on a CPU,
+    vLLM for a ``checkpoint`` of at least ``AUTO_VLLM_MIN_PARAMETERS_ON_CPU`` parameters (or of unknown size), else transformers."""
     from rlint.engine.vllm import vllm_available
 
     if engine == "auto":
-        return "vllm" if vllm_available() else "transformers"
+        if not vllm_available():
+            return "transformers"
+        if checkpoint is None or _on_gpu():
+            return "vllm"
+        from rlint.checkpoints import parameter_count
+
+        count = parameter_count(checkpoint)
+        return "vllm" if count is None or count >= AUTO_VLLM_MIN_PARAMETERS_ON_CPU else "transformers"
     if engine == "vllm" and not vllm_available():
         raise EngineError("sampling.engine=vllm: vLLM is not installed (`make install` installs it unless VLLM=0; or use auto/transformers)")
     return engine
@@ -26,7 +46,7 @@ def engine_name(engine: str) -> str:
 
 def load_engine(checkpoint: str, sampling) -> RolloutEngine:
     """The engine named by ``sampling.engine`` with the checkpoint loaded once."""
-    name = engine_name(sampling.engine)
+    name = engine_name(sampling.engine, checkpoint)
     log.info("rollout engine: %s (sampling.engine=%s)", name, sampling.engine)
     if name == "vllm":
         from rlint.engine.served import ServedEngine, served_for
