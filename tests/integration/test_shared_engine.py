@@ -92,3 +92,24 @@ def test_a_killed_flow_leaves_no_engine_and_the_next_run_shares_one_per_checkpoi
     assert not _servers()
     status = dvc(ws, "status")
     assert "up to date" in status.stdout, status.stdout
+
+
+def test_a_taken_port_fails_the_flow_in_one_line_before_any_stage_that_samples(tmp_path, vllm_checkpoint):  # noqa: F811
+    import socket
+
+    ws = make_workspace(tmp_path / "ws", {"bootstrap": {"model_path": str(vllm_checkpoint), "eval_problems": 4},
+                                          "evaluate": {"problems": 4}, "sampling": {"engine": "vllm", "max_new_tokens": 24,
+                                                                                    "vllm": {"gpu_memory_utilization": 0.05}}})
+    assert dvc(ws, "init", "--no-scm", "-q").returncode == 0
+    env = {**ENV, "HOME": str(ws), "PREFECT_HOME": str(tmp_path / "prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+           "DO_NOT_TRACK": "1", "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180"}
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run([sys.executable, "-m", "flows.rounds", "--root", str(ws), "--engine-port", str(port)], cwd=REPO, env=env,
+                              capture_output=True, text=True, timeout=900)
+    assert done.returncode == 2, (done.stdout + done.stderr)[-3000:]
+    errors = [line for line in done.stderr.splitlines() if line.startswith("flows.rounds: error:")]  # Prefect's own shutdown line may follow
+    assert len(errors) == 1 and errors[0].startswith("flows.rounds: error: engine server for ") and f"port {port} on 127.0.0.1 is taken" in errors[0], errors
+    assert (ws / "checkpoints" / "round=0").is_dir() and not (ws / "data" / "rollouts").exists()  # the bootstrap ran; no sampling stage did
