@@ -30,7 +30,7 @@ sys.path.insert(0, str(REPO))
 GENERATED = re.compile(r" (\d+) sequences, (\d+) tokens, ([\d.]+)s")
 TRAINED = re.compile(r"optimize step \d+/\d+ .* ([\d.]+)s\s*$")
 ENGINE_STARTED = re.compile(r"vLLM engine on .* ready in ([\d.]+)s|vLLM: \d+ data-parallel replicas of .* ready in ([\d.]+)s")
-WORK_STARTS = re.compile(r"rlint (\w+): work starts ([\d.]+)s after process start")
+WORK_STARTS = re.compile(r"rlint (\w+)(?: --round \d+)?: work starts ([\d.]+) s after process start")  # rlint/cli.py's log_work_start
 
 
 def copy_checkout(dest: Path) -> Path:
