@@ -10,6 +10,7 @@ import importlib
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 
 STAGES = ("bootstrap", "rollout", "mine", "correct", "archive", "credit", "optimize", "evaluate")  # rlint <stage>: rlint/stages/<stage>.py
@@ -169,6 +170,7 @@ def _run(argv: list[str] | None) -> int:
             if model_dir.exists():  # a missing one is reported by the stage, after its other inputs
                 verify_checkpoint(model_dir)  # before any work, the architecture too: a bad model directory is bad input, not a crash
         module = importlib.import_module(f"rlint.stages.{args.command}")
+        log_work_start(args.command, getattr(args, "round", None))
         if args.command == "bootstrap":
             module.run(params, root)
         else:
@@ -176,6 +178,25 @@ def _run(argv: list[str] | None) -> int:
     except (ConfigError, DataError, CheckpointError, EngineError, TaskInputError) as err:
         return refuse(args.command, err)
     return 0
+
+
+def seconds_since_process_start() -> float | None:
+    """Seconds since this process started: ``/proc/self/stat``'s start time (clock ticks since boot,
+    10 ms) against ``CLOCK_BOOTTIME``, both monotonic; None where there is no /proc (not Linux)."""
+    try:
+        start_ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        return time.clock_gettime(time.CLOCK_BOOTTIME) - start_ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
+
+
+def log_work_start(command: str, round_id: int | None) -> None:
+    """The stage's start-up ends here, as the CLI calls ``rlint.stages.<command>.run``: interpreter,
+    imports, parameter and input checks are behind (scripts/bench_stage_start.py reads this line)."""
+    age = seconds_since_process_start()
+    if age is not None:
+        label = command if round_id is None else f"{command} --round {round_id}"
+        logging.getLogger("rlint.cli").info("rlint %s: work starts %.3f s after process start", label, age)
 
 
 TASK_STAGES = ("bootstrap", "rollout", "credit", "evaluate")  # stages that always load the task
