@@ -35,6 +35,33 @@ def checkpoints_read(command: str, round_id: int | None, params, root: Path) -> 
     return [checkpoint_path(root, round_id - 1)]
 
 
+def loads_model(command: str, round_id: int | None, params) -> bool:
+    """Whether the stage loads a model of :func:`checkpoints_read` with transformers (weights, or a tokenizer,
+    which may read config.json): archive never does; credit only to score answers (``info_gain``),
+    repairs (``mine.strategy: repair``) or to decode replayed prefixes (rounds after the first, as
+    rlint/stages/rollout.py replays). The others sample or train. A stage that loads none skips the
+    architecture check (transformers, torch); :func:`check_inputs_early` has checked the rest."""
+    if command == "archive":
+        return False
+    if command == "credit":
+        from rlint.credit import ESTIMATORS
+
+        replaying = params.archive.replay_share > 0 and params.mode != "outcome" and round_id > 1
+        return ESTIMATORS[params.credit.estimator].needs_answer_probs or (params.mode != "outcome" and params.mine.strategy == "repair") or replaying
+    return True
+
+
+def no_progress_bars() -> None:
+    """transformers' and the Hugging Face hub's progress bars off without importing either (transformers
+    imports torch): ``HF_HUB_DISABLE_PROGRESS_BARS`` is read when they load; when one is loaded already
+    (the CLI called in a process that imported it), it is switched off directly."""
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    if "transformers.utils.logging" in sys.modules:
+        sys.modules["transformers.utils.logging"].disable_progress_bar()
+    elif "huggingface_hub.utils" in sys.modules:
+        sys.modules["huggingface_hub.utils"].disable_progress_bars()
+
+
 QUIET_LOGGERS = ("vllm", "transformers", "accelerate", "torch", "math_verify", "latex2sympy2_extended", "filelock", "urllib3")
 
 
@@ -161,14 +188,13 @@ def _run(argv: list[str] | None) -> int:
         # models and data come from local paths only: never reach a hub at run time
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()
+        no_progress_bars()
         from rlint.checkpoints import verify_checkpoint
 
-        for model_dir in checkpoints_read(args.command, getattr(args, "round", None), params, root):
-            if model_dir.exists():  # a missing one is reported by the stage, after its other inputs
-                verify_checkpoint(model_dir)  # before any work, the architecture too: a bad model directory is bad input, not a crash
+        if loads_model(args.command, getattr(args, "round", None), params):  # the architecture check imports transformers (and torch): only where a model loads
+            for model_dir in checkpoints_read(args.command, getattr(args, "round", None), params, root):
+                if model_dir.exists():  # a missing one is reported by the stage, after its other inputs
+                    verify_checkpoint(model_dir)  # before any work, the architecture too: a bad model directory is bad input, not a crash
         module = importlib.import_module(f"rlint.stages.{args.command}")
         log_work_start(args.command, getattr(args, "round", None))
         if args.command == "bootstrap":
