@@ -10,6 +10,7 @@ import importlib
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 
 STAGES = ("bootstrap", "rollout", "mine", "correct", "archive", "credit", "optimize", "evaluate")  # rlint <stage>: rlint/stages/<stage>.py
@@ -32,6 +33,33 @@ def checkpoints_read(command: str, round_id: int | None, params, root: Path) -> 
     if command == "optimize" and params.optimize.kl_coef > 0 and round_id > 1:
         return [checkpoint_path(root, round_id - 1), checkpoint_path(root, 0)]
     return [checkpoint_path(root, round_id - 1)]
+
+
+def loads_model(command: str, round_id: int | None, params) -> bool:
+    """Whether the stage loads a model of :func:`checkpoints_read` with transformers (weights, or a tokenizer,
+    which may read config.json): archive never does; credit only to score answers (``info_gain``),
+    repairs (``mine.strategy: repair``) or to decode replayed prefixes (rounds after the first, as
+    rlint/stages/rollout.py replays). The others sample or train. A stage that loads none skips the
+    architecture check (transformers, torch); :func:`check_inputs_early` has checked the rest."""
+    if command == "archive":
+        return False
+    if command == "credit":
+        from rlint.credit import ESTIMATORS
+
+        replaying = params.archive.replay_share > 0 and params.mode != "outcome" and round_id > 1
+        return ESTIMATORS[params.credit.estimator].needs_answer_probs or (params.mode != "outcome" and params.mine.strategy == "repair") or replaying
+    return True
+
+
+def no_progress_bars() -> None:
+    """transformers' and the Hugging Face hub's progress bars off without importing either (transformers
+    imports torch): ``HF_HUB_DISABLE_PROGRESS_BARS`` is read when they load; when one is loaded already
+    (the CLI called in a process that imported it), it is switched off directly."""
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    if "transformers.utils.logging" in sys.modules:
+        sys.modules["transformers.utils.logging"].disable_progress_bar()
+    elif "huggingface_hub.utils" in sys.modules:
+        sys.modules["huggingface_hub.utils"].disable_progress_bars()
 
 
 QUIET_LOGGERS = ("vllm", "transformers", "accelerate", "torch", "math_verify", "latex2sympy2_extended", "filelock", "urllib3")
@@ -160,15 +188,15 @@ def _run(argv: list[str] | None) -> int:
         # models and data come from local paths only: never reach a hub at run time
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()
+        no_progress_bars()
         from rlint.checkpoints import verify_checkpoint
 
-        for model_dir in checkpoints_read(args.command, getattr(args, "round", None), params, root):
-            if model_dir.exists():  # a missing one is reported by the stage, after its other inputs
-                verify_checkpoint(model_dir)  # before any work, the architecture too: a bad model directory is bad input, not a crash
+        if loads_model(args.command, getattr(args, "round", None), params):  # the architecture check imports transformers (and torch): only where a model loads
+            for model_dir in checkpoints_read(args.command, getattr(args, "round", None), params, root):
+                if model_dir.exists():  # a missing one is reported by the stage, after its other inputs
+                    verify_checkpoint(model_dir)  # before any work, the architecture too: a bad model directory is bad input, not a crash
         module = importlib.import_module(f"rlint.stages.{args.command}")
+        log_work_start(args.command, getattr(args, "round", None))
         if args.command == "bootstrap":
             module.run(params, root)
         else:
@@ -176,6 +204,25 @@ def _run(argv: list[str] | None) -> int:
     except (ConfigError, DataError, CheckpointError, EngineError, TaskInputError) as err:
         return refuse(args.command, err)
     return 0
+
+
+def seconds_since_process_start() -> float | None:
+    """Seconds since this process started: ``/proc/self/stat``'s start time (clock ticks since boot,
+    10 ms) against ``CLOCK_BOOTTIME``, both monotonic; None where there is no /proc (not Linux)."""
+    try:
+        start_ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        return time.clock_gettime(time.CLOCK_BOOTTIME) - start_ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
+
+
+def log_work_start(command: str, round_id: int | None) -> None:
+    """The stage's start-up ends here, as the CLI calls ``rlint.stages.<command>.run``: interpreter,
+    imports, parameter and input checks are behind (scripts/bench_stage_start.py reads this line)."""
+    age = seconds_since_process_start()
+    if age is not None:
+        label = command if round_id is None else f"{command} --round {round_id}"
+        logging.getLogger("rlint.cli").info("rlint %s: work starts %.3f s after process start", label, age)
 
 
 TASK_STAGES = ("bootstrap", "rollout", "credit", "evaluate")  # stages that always load the task

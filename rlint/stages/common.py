@@ -5,9 +5,6 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-import numpy as np
-import torch
-
 from rlint.atomic import atomic_directory, write_json_atomic  # noqa: F401 - re-exported for the stages
 from rlint.checkpoints import check_context, checkpoint_path  # noqa: F401 - re-exported for the stages
 
@@ -17,6 +14,10 @@ def metrics_path(root: str | Path, stage: str, round_id: int) -> Path:
 
 
 def seed_everything(seed: int) -> None:
+    """Python's, numpy's and torch's generators (imported here: archive and credit need no torch)."""
+    import numpy as np
+    import torch
+
     random.seed(seed)
     np.random.seed(seed % (2**32))
     torch.manual_seed(seed)
