@@ -46,6 +46,19 @@ def engine_groups(round_ids: list[int], stages: tuple[str, ...]) -> list[tuple[i
     return groups
 
 
+def sharing(shared_engine: str) -> bool:
+    """``on``/``off``, or ``auto``: on where there is a GPU (an engine start there loads weights and captures CUDA graphs,
+    30-120 s), off on a CPU, where scripts/bench_round.py measured the shared server slower than an engine per stage
+    on the embedded model (bench/round/summary.json)."""
+    if shared_engine not in ("auto", "on", "off"):
+        raise ValueError(f"shared_engine={shared_engine!r}: use auto, on or off")
+    if shared_engine == "auto":
+        from rlint.engine import _on_gpu
+
+        return _on_gpu()
+    return shared_engine == "on"
+
+
 def wants_server(root: str, params, checkpoint_round: int) -> bool:
     """A shared server pays off where the stages would each start vLLM on that checkpoint: the engine resolves to vLLM
     for it (``auto``: rlint.engine.engine_name), one replica."""

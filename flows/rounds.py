@@ -30,7 +30,7 @@ for _key, _value in {
 from prefect import flow, get_run_logger, task  # noqa: E402
 from prefect.artifacts import create_markdown_artifact  # noqa: E402
 
-from flows.engine import engine_groups, stale, wants_server  # noqa: E402
+from flows.engine import engine_groups, sharing, stale, wants_server  # noqa: E402
 from flows.engine import shared_engine as engine_session  # noqa: E402
 from flows.lock import workspace_lock  # noqa: E402
 from rlint.config import ConfigError, load_params  # noqa: E402
@@ -92,13 +92,14 @@ def publish_metrics(root: str) -> str:
     return format_table(rows)
 
 
-def reproduce_rounds(root: str, round_ids: list[int], shared_engine: bool = True, engine_port: int | None = None,
+def reproduce_rounds(root: str, round_ids: list[int], shared_engine: str = "auto", engine_port: int | None = None,
                      timings: list[dict] | None = None) -> None:
     """The content records of params.yaml's inputs (stage input@<key>), bootstrap, then every stage of each round in
     order; DVC skips what is up to date, so a stopped campaign resumes at the first stage DVC reports as changed.
 
-    ``shared_engine``: the stages that sample from one checkpoint share one vLLM server, started before the first of
-    them that DVC reruns and stopped after the last (flows/engine.py); false: each stage starts its own engine.
+    ``shared_engine``: ``on``: the stages that sample from one checkpoint share one vLLM server, started before the first
+    of them that DVC reruns and stopped after the last (flows/engine.py); ``off``: each stage starts its own engine;
+    ``auto``: on where there is a GPU, off on a CPU (where scripts/bench_round.py measured the server slower).
     ``timings``: when given, gets one record per round stage (target, wall seconds, DVC's output) and per server
     (checkpoint round, start seconds), for scripts/bench_round.py."""
     params = load_params(Path(root) / "params.yaml")
@@ -118,8 +119,9 @@ def reproduce_rounds(root: str, round_ids: list[int], shared_engine: bool = True
         if timings is not None:
             timings.append({"target": target, "start": started, "seconds": time.monotonic() - started, "output": output})
 
+    share = sharing(shared_engine)
     for checkpoint_round, targets in engine_groups(round_ids, STAGES):
-        if checkpoint_round is None or not shared_engine or not wants_server(root, params, checkpoint_round) or not stale(root, targets):
+        if checkpoint_round is None or not share or not wants_server(root, params, checkpoint_round) or not stale(root, targets):
             for target in targets:
                 run(target)
             continue
@@ -132,9 +134,9 @@ def reproduce_rounds(root: str, round_ids: list[int], shared_engine: bool = True
 
 
 @flow(name="rlint-rounds", log_prints=True)
-def run_rounds(root: str = ".", rounds: int | None = None, shared_engine: bool = True, engine_port: int | None = None) -> str:
-    """Bootstrap, then the first ``rounds`` rounds of params.yaml (default: all), stage by stage; with ``shared_engine``
-    one vLLM server per policy checkpoint (on ``engine_port``, default a free one), else one engine per stage.
+def run_rounds(root: str = ".", rounds: int | None = None, shared_engine: str = "auto", engine_port: int | None = None) -> str:
+    """Bootstrap, then the first ``rounds`` rounds of params.yaml (default: all), stage by stage; ``shared_engine`` on: one
+    vLLM server per policy checkpoint (on ``engine_port``, default a free one), off: one engine per stage, auto: on with a GPU.
 
     Holds the workspace lock (flows/lock.py): a second flow run on the same workspace fails at
     once with WorkspaceBusyError and touches nothing.
@@ -152,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run rlint rounds through Prefect and DVC.")
     parser.add_argument("--root", default=".", help="workspace holding params.yaml and dvc.yaml")
     parser.add_argument("--rounds", type=int, default=None, help="run only the first N rounds of params.yaml")
-    parser.add_argument("--engine-per-stage", action="store_true", help="every sampling stage starts its own engine (no shared vLLM server)")
+    parser.add_argument("--shared-engine", choices=("auto", "on", "off"), default="auto",
+                        help="one vLLM server per policy checkpoint for the stages that sample from it (auto: where there is a GPU)")
     parser.add_argument("--engine-port", type=int, default=None, help="loopback port of the shared vLLM server (default: a free one)")
     args = parser.parse_args(argv)
     try:  # bad parameters: one line and exit code 2 before any flow starts, as rlint's own commands do
@@ -161,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"flows.rounds: error: {err}", file=sys.stderr)
         return 2
     try:
-        run_rounds(root=str(Path(args.root).resolve()), rounds=args.rounds, shared_engine=not args.engine_per_stage, engine_port=args.engine_port)
+        run_rounds(root=str(Path(args.root).resolve()), rounds=args.rounds, shared_engine=args.shared_engine, engine_port=args.engine_port)
     except BadInputError as err:  # Prefect has logged the traceback; the last line says what to fix
         print(f"flows.rounds: error: {' '.join(str(err).split())[:460]}", file=sys.stderr)
         return 2

@@ -28,7 +28,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 GENERATED = re.compile(r" (\d+) sequences, (\d+) tokens, ([\d.]+)s")
-TRAINED = re.compile(r"optimize step \d+/\d+ .* ([\d.]+)s\s*$")
+TRAINED = re.compile(r"optimize step \d+/\d+ .* ([\d.]+)s\s*$", re.MULTILINE)
 ENGINE_STARTED = re.compile(r"vLLM engine on .* ready in ([\d.]+)s|vLLM: \d+ data-parallel replicas of .* ready in ([\d.]+)s")
 WORK_STARTS = re.compile(r"rlint (\w+)(?: --round \d+)?: work starts ([\d.]+) s after process start")  # rlint/cli.py's log_work_start
 
@@ -57,14 +57,16 @@ def stage_record(record: dict) -> dict:
             "stage_start_seconds": float(work[0][1]) if work else None}
 
 
-def set_engine(root: Path, engine: str | None) -> None:
-    """Pin ``sampling.engine`` in the copy's params.yaml (a line edit: the file's comments and order stay)."""
+def set_engine(root: Path, engine: str | None) -> bool:
+    """Pin ``sampling.engine`` in the copy's params.yaml (a line edit: the file's comments and order stay); whether it changed."""
     if engine is None:
-        return
+        return False
     path = root / "params.yaml"
-    text, count = re.subn(r"(?m)^(  engine: )\S+", rf"\g<1>{engine}", path.read_text(), count=1)
+    before = path.read_text()
+    text, count = re.subn(r"(?m)^(  engine: )\S+", rf"\g<1>{engine}", before, count=1)
     assert count == 1, "sampling.engine not found in params.yaml"
     path.write_text(text)
+    return text != before
 
 
 def run_way(root: Path, rounds: list[int], shared: bool) -> dict:
@@ -77,7 +79,7 @@ def run_way(root: Path, rounds: list[int], shared: bool) -> dict:
 
     @flow(name=f"rlint-bench-round-{'new' if shared else 'old'}")
     def bench_flow() -> None:
-        reproduce_rounds(str(root), rounds, shared_engine=shared, timings=timings)
+        reproduce_rounds(str(root), rounds, shared_engine="on" if shared else "off", timings=timings)
 
     bench_flow()
     end = time.monotonic()
@@ -111,7 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="rlint-bench-round-") as tmp:
         for name, engine, sharing in settings:
             root = copy_checkout(Path(tmp) / name)
-            set_engine(root, None if engine == "params" else engine)
+            if set_engine(root, None if engine == "params" else engine):  # the bootstrap tracks sampling.engine (its held-out
+                # evaluation runs on it); its checkpoint does not depend on it, and the rounds read only the checkpoint
+                subprocess.run([sys.executable, "-m", "dvc", "commit", "-f", "-q", "bootstrap"], cwd=root, check=True, capture_output=True)
             ways[name] = {"engine": engine, "sharing": sharing, **run_way(root, rounds, sharing == "shared")}
     old, new = ways["old"], ways["new"]
     shared_vllm = ways.get("shared", new)

@@ -119,6 +119,8 @@ class TransformersEngine:
         for chunk in range(n_chunks):
             part = flat[chunk * self.batch_size:(chunk + 1) * self.batch_size]
             samples.extend(self._generate_chunk(part, request, request.seed + chunk))
-            if n_chunks > 1 or desc:
+            if n_chunks > 1:
                 log.info("%s %d/%d sequences, %.1fs", desc or "generate", len(samples), len(flat), time.monotonic() - started)
+        if desc:  # the vLLM engines' summary line (scripts/bench_round.py reads it)
+            log.info("%s %d sequences, %d tokens, %.1fs", desc, len(samples), sum(len(s.token_ids) for s in samples), time.monotonic() - started)
         return [samples[i * request.n:(i + 1) * request.n] for i in range(len(request.prompts))]

@@ -69,7 +69,7 @@ def test_a_killed_flow_leaves_no_engine_and_the_next_run_shares_one_per_checkpoi
     assert dvc(ws, "init", "--no-scm", "-q").returncode == 0
     env = {**ENV, "HOME": str(ws), "PREFECT_HOME": str(tmp_path / "prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
            "DO_NOT_TRACK": "1", "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180"}
-    command = [sys.executable, "-m", "flows.rounds", "--root", str(ws)]
+    command = [sys.executable, "-m", "flows.rounds", "--root", str(ws), "--shared-engine", "on"]
     flow = subprocess.Popen(command, cwd=REPO, env=env, stdout=(tmp_path / "killed.log").open("w"), stderr=subprocess.STDOUT)
     try:
         server = _wait(lambda: [s for s in _servers() if str(ws) in " ".join(s.cmdline())], 600, "the flow's engine server")[0]
@@ -107,7 +107,7 @@ def test_a_taken_port_fails_the_flow_in_one_line_before_any_stage_that_samples(t
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        done = subprocess.run([sys.executable, "-m", "flows.rounds", "--root", str(ws), "--engine-port", str(port)], cwd=REPO, env=env,
+        done = subprocess.run([sys.executable, "-m", "flows.rounds", "--root", str(ws), "--shared-engine", "on", "--engine-port", str(port)], cwd=REPO, env=env,
                               capture_output=True, text=True, timeout=900)
     assert done.returncode == 2, (done.stdout + done.stderr)[-3000:]
     errors = [line for line in done.stderr.splitlines() if line.startswith("flows.rounds: error:")]  # Prefect's own shutdown line may follow
