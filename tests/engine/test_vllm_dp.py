@@ -42,10 +42,14 @@ def test_a_data_parallel_size_below_1_is_refused():
 @pytest.mark.scale
 @pytest.mark.skipif(not vllm_available(), reason="vLLM is not installed (make install installs it)")
 def test_two_replicas_sample_what_one_engine_samples_and_stop_with_it(vllm_checkpoint):  # noqa: F811
+    from rlint.engine.vllm_dp import DataParallelVLLM
+
     request = SamplingRequest(prompts=[[1, 5 + i, 7, 9][: 2 + i % 3] for i in range(7)], n=3, temperature=1.0, max_new_tokens=12, seed=11)
-    one = load_engine(str(vllm_checkpoint), SamplingConfig(engine="vllm", vllm=SETTINGS))
+    # one engine, in a fresh process of its own: in this process vLLM-CPU would budget its KV cache against the memory
+    # that earlier tests' in-process engines still hold (tests/engine/test_vllm.py)
+    one = DataParallelVLLM(vllm_checkpoint, SETTINGS)
     expected = one.generate(request)
-    del one
+    one.close()
     before = {p.pid for p in psutil.Process().children(recursive=True)}
     two = load_engine(str(vllm_checkpoint), SamplingConfig(engine="vllm", vllm=VLLMConfig(**{**SETTINGS.__dict__, "data_parallel_size": 2})))
     replicas = [p for p in psutil.Process().children(recursive=True)  # multiprocessing's resource tracker is no replica: it lives with pytest
