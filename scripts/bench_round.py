@@ -9,7 +9,9 @@ checkpoint: the bootstrap is up to date, as in `make demo`) through the rounds f
 Prefect flow. Per stage it parses what the stage logged: seconds spent generating (the engines' "N sequences, T
 tokens, X s" lines), training (the optimize steps' seconds) and starting engines. Overhead is the round's wall time
 not spent generating or training (reward scoring is not timed apart and counts as overhead: on the arithmetic task it
-is a few milliseconds). Writes bench/round/summary.json and bench/round/records.json.
+is a few milliseconds). A way that pins an engine other than params.yaml's commits the copy's bootstrap as is (its
+checkpoint does not depend on the engine). Writes bench/round/summary.json and bench/round/records.json; run it on a
+quiet machine (docs/engines.md, "The round start-up benchmark").
 """
 
 from __future__ import annotations
