@@ -58,7 +58,7 @@ def test_the_round_ran_said_it_had_no_signal_and_reported_progress(workspace):
     # a random-weight model solves nothing: every group all wrong, the optimize stage says so and trains nothing
     assert "optimize round 1: no learning signal: all 3 groups uniform (0 all right, 3 all wrong)" in log
     assert "failures in all-wrong groups can only give signal through repairs (mine.strategy: repair)" in log
-    for progress in ("rollout round 1 6/6 sequences", "evaluate 4/4 sequences", "rollout engine: transformers"):
+    for progress in ("rollout round 1 6 sequences, ", "evaluate 4 sequences, ", "rollout engine: transformers"):  # the engines' summary lines
         assert progress in log, progress
 
 
