@@ -62,13 +62,19 @@ def _wait(predicate, timeout: float, what: str):
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
-def test_a_killed_flow_leaves_no_engine_and_the_next_run_shares_one_per_checkpoint(tmp_path, vllm_checkpoint):  # noqa: F811
-    ws = make_workspace(tmp_path / "ws", {"bootstrap": {"model_path": str(vllm_checkpoint), "eval_problems": 4},
+def _vllm_workspace(tmp_path: Path, checkpoint: Path) -> tuple[Path, dict]:
+    """A one-round DVC workspace sampling with vLLM from ``checkpoint``, and the environment a flow runs in there."""
+    ws = make_workspace(tmp_path / "ws", {"bootstrap": {"model_path": str(checkpoint), "eval_problems": 4},
                                           "evaluate": {"problems": 4}, "sampling": {"engine": "vllm", "max_new_tokens": 24,
                                                                                     "vllm": {"gpu_memory_utilization": 0.05}}})
     assert dvc(ws, "init", "--no-scm", "-q").returncode == 0
     env = {**ENV, "HOME": str(ws), "PREFECT_HOME": str(tmp_path / "prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
            "DO_NOT_TRACK": "1", "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180"}
+    return ws, env
+
+
+def test_a_killed_flow_leaves_no_engine_and_the_next_run_shares_one_per_checkpoint(tmp_path, vllm_checkpoint):  # noqa: F811
+    ws, env = _vllm_workspace(tmp_path, vllm_checkpoint)
     command = [sys.executable, "-m", "flows.rounds", "--root", str(ws), "--shared-engine", "on"]
     flow = subprocess.Popen(command, cwd=REPO, env=env, stdout=(tmp_path / "killed.log").open("w"), stderr=subprocess.STDOUT)
     try:
@@ -97,12 +103,7 @@ def test_a_killed_flow_leaves_no_engine_and_the_next_run_shares_one_per_checkpoi
 def test_a_taken_port_fails_the_flow_in_one_line_before_any_stage_that_samples(tmp_path, vllm_checkpoint):  # noqa: F811
     import socket
 
-    ws = make_workspace(tmp_path / "ws", {"bootstrap": {"model_path": str(vllm_checkpoint), "eval_problems": 4},
-                                          "evaluate": {"problems": 4}, "sampling": {"engine": "vllm", "max_new_tokens": 24,
-                                                                                    "vllm": {"gpu_memory_utilization": 0.05}}})
-    assert dvc(ws, "init", "--no-scm", "-q").returncode == 0
-    env = {**ENV, "HOME": str(ws), "PREFECT_HOME": str(tmp_path / "prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-           "DO_NOT_TRACK": "1", "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180"}
+    ws, env = _vllm_workspace(tmp_path, vllm_checkpoint)
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
