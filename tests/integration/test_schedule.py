@@ -44,6 +44,21 @@ def _wait(predicate, timeout: float, what: str):
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
+def _start_server(port: int, env: dict, logs: Path) -> subprocess.Popen:
+    """``prefect server start`` on loopback, its output in ``logs/server.log``."""
+    return subprocess.Popen([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)], env=env,
+                            stdout=(logs / "server.log").open("w"), stderr=subprocess.STDOUT)
+
+
+def _wait_healthy(api: str) -> None:
+    def healthy():
+        try:
+            return _api(api, "/health") is True
+        except OSError:
+            return False
+    _wait(healthy, 180, "the Prefect server")
+
+
 def test_served_campaign_appends_rounds_on_its_schedule(tmp_path, tiny_checkpoint):
     port = _free_port()
     api = f"http://127.0.0.1:{port}/api"
@@ -53,16 +68,10 @@ def test_served_campaign_appends_rounds_on_its_schedule(tmp_path, tiny_checkpoin
     ws = new_workspace(tmp_path / "ws", tiny_checkpoint, rounds=1)  # r1 listed, nothing run yet
     logs = tmp_path / "logs"
     logs.mkdir()
-    server = subprocess.Popen([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)], env=env,
-                              stdout=(logs / "server.log").open("w"), stderr=subprocess.STDOUT)
+    server = _start_server(port, env, logs)
     serve = None
     try:
-        def healthy():
-            try:
-                return _api(api, "/health") is True
-            except OSError:
-                return False
-        _wait(healthy, 180, "the Prefect server")
+        _wait_healthy(api)
         serve = subprocess.Popen([sys.executable, "-m", "flows.campaign", "serve", "--root", str(ws), "--interval", "30", "--max-rounds", "2"],
                                  cwd=REPO, env=env, stdout=(logs / "serve.log").open("w"), stderr=subprocess.STDOUT)
         _wait(lambda: (ws / ".rlint-campaign.lock").exists() and "rlint-campaign flow" in (ws / ".rlint-campaign.lock").read_text(), 240,

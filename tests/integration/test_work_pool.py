@@ -17,7 +17,7 @@ import pytest
 
 from tests.conftest import REPO
 from tests.integration.test_faults import dvc, new_workspace
-from tests.integration.test_schedule import BIN, _api, _free_port, _wait
+from tests.integration.test_schedule import BIN, _api, _free_port, _start_server, _wait_healthy
 
 pytestmark = [pytest.mark.slow, pytest.mark.scale]
 POOL = "gpu-test"
@@ -41,16 +41,10 @@ def test_a_worker_on_the_pool_runs_the_deployed_round(tmp_path, tiny_checkpoint)
     def deploy(*args: str) -> subprocess.CompletedProcess:
         return cli(sys.executable, "-m", "flows.deploy", *args)
 
-    server = subprocess.Popen([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)], env=env,
-                              stdout=(logs / "server.log").open("w"), stderr=subprocess.STDOUT)
+    server = _start_server(port, env, logs)
     worker = None
     try:
-        def healthy():
-            try:
-                return _api(api, "/health") is True
-            except OSError:
-                return False
-        _wait(healthy, 180, "the Prefect server")
+        _wait_healthy(api)
         created = cli(str(BIN / "prefect"), "work-pool", "create", "--type", "process", POOL)
         assert created.returncode == 0, created.stdout + created.stderr
 
