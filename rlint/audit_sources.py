@@ -21,7 +21,8 @@ import pyarrow.parquet as pq
 from rlint.audit import (
     DATASETS, MOMENT_COLUMNS, ROUND as ROUND_DTYPE, SUMMARY_COLUMNS, AuditError, Inputs, advantage_moments, token_advantage_moments,
 )
-from rlint.data import SCHEMAS, write_atomic
+from rlint.data import write_atomic
+from rlint.schemas import SCHEMAS
 
 _ROUND_DIR = re.compile(r"^round=(\d+)$")
 _ROUND_JSON = re.compile(r"^round=(\d+)\.json$")

@@ -30,7 +30,8 @@ import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from rlint.data import SCHEMA_VERSION, SCHEMAS, dataset_path, write_atomic  # noqa: E402
+from rlint.data import dataset_path, write_atomic  # noqa: E402
+from rlint.schemas import SCHEMA_VERSION, SCHEMAS  # noqa: E402
 
 TOKENS = 8  # completion tokens per row (short lists keep 50 x 200,000 rollouts at a few GB)
 PROMPT_TOKENS = 6

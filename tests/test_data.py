@@ -1,7 +1,8 @@
 import pyarrow.parquet as pq
 import pytest
 
-from rlint.data import SCHEMA_VERSION, SCHEMAS, DataError, dataset_path, read_rows, write_rows
+from rlint.data import DataError, dataset_path, read_rows, write_rows
+from rlint.schemas import SCHEMA_VERSION, SCHEMAS
 
 
 def _rollout(i: int, reward):
@@ -54,7 +55,7 @@ def test_wrong_type_is_refused_before_anything_is_written(tmp_path):
 
 
 def test_every_dataset_has_a_sort_key_column():
-    from rlint.data import SORT_KEYS
+    from rlint.schemas import SORT_KEYS
 
     for name, schema in SCHEMAS.items():
         assert SORT_KEYS[name] in schema.names
