@@ -2,7 +2,7 @@
 
 A randomly initialised Llama-architecture model (default: 768 wide, 12 layers, a 32,000-token
 vocabulary: about 110 M parameters) is trained for a few optimizer steps on synthetic train-set
-rows through the optimize stage's own code path (``make_accelerator``, ``prepare_model``,
+rows through the optimize stage's trainer (rlint/trainer/loop.py: ``make_accelerator``, ``prepare_model``,
 ``train``: measure pass, micro-batches, AdamW, clipping), then the script prints the exact
 parameter count, the peak resident memory of the process and the seconds per optimizer step.
 
@@ -22,7 +22,7 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from rlint.config import OptimizeConfig
-from rlint.stages.optimize import make_accelerator, prepare_model, train
+from rlint.trainer.loop import make_accelerator, prepare_model, train
 
 
 def synthetic_rows(n: int, context: int, tokens: int, vocab: int, seed: int) -> list[dict]:

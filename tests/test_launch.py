@@ -109,13 +109,13 @@ def _tree_hash(path) -> str:
 def test_rlint_optimize_refuses_a_launch_that_cannot_start_in_one_line_with_nothing_written(tmp_path, tiny_checkpoint, capsys, monkeypatch,
                                                                                            launch, key):
     from rlint.data import write_rows
-    from tests.stages.test_optimize import _own_rows
+    from tests.trainer.test_loop import own_rows
 
     for name in ("RLINT_LAUNCHED", "LOCAL_RANK", "ACCELERATE_USE_CPU", "RLINT_MACHINE_RANK"):
         monkeypatch.delenv(name, raising=False)
     ws = make_workspace(tmp_path / "ws", {"optimize": {"launch": launch}})
     shutil.copytree(tiny_checkpoint, ws / "checkpoints" / "round=0")
-    write_rows(ws, "train_set", 1, _own_rows(tiny_checkpoint))
+    write_rows(ws, "train_set", 1, own_rows(tiny_checkpoint))
     before = _tree_hash(ws / "checkpoints")
     capsys.readouterr()
     assert main(["--root", str(ws), "optimize", "--round", "1"]) == 2

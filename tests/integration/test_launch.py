@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 
 from rlint.data import write_rows
 from tests.conftest import REPO, make_workspace
-from tests.stages.test_optimize import _own_rows
+from tests.trainer.test_loop import own_rows
 
 pytestmark = [pytest.mark.slow, pytest.mark.scale]
 BIN = Path(sys.executable).parent
@@ -29,7 +29,7 @@ def test_accelerate_launch_cpu_config_and_two_processes_agree(tmp_path, tiny_che
     ws = make_workspace(tmp_path / "ws", {"optimize": {"epochs": 1, "minibatch_size": 6, "micro_batch_size": 2, "lr": 0.01,
                                                       "kl_coef": 0.1, "sft_weight": 0.5, "lr_schedule": "cosine"}})
     shutil.copytree(tiny_checkpoint, ws / "checkpoints" / "round=0")
-    write_rows(ws, "train_set", 1, _own_rows(tiny_checkpoint))
+    write_rows(ws, "train_set", 1, own_rows(tiny_checkpoint))
 
     one = _launch(ws, str(BIN / "accelerate"), "launch", "--config_file", str(REPO / "configs" / "accelerate" / "cpu.yaml"),
                   "--num_cpu_threads_per_process", "1")
@@ -89,7 +89,7 @@ def test_dvc_repro_optimize_launches_itself_on_two_processes_and_on_two_machines
                                                       "kl_coef": 0.1, "sft_weight": 0.5, "lr_schedule": "cosine"}})
     assert dvc(ws, "init", "--no-scm", "-q").returncode == 0
     shutil.copytree(tiny_checkpoint, ws / "checkpoints" / "round=0")
-    write_rows(ws, "train_set", 1, _own_rows(tiny_checkpoint))
+    write_rows(ws, "train_set", 1, own_rows(tiny_checkpoint))
 
     def repro() -> subprocess.CompletedProcess:
         result = dvc(ws, "repro", "-s", "-f", "optimize@r1")
