@@ -16,7 +16,7 @@ from pathlib import Path
 STAGES = ("bootstrap", "rollout", "mine", "correct", "archive", "credit", "optimize", "evaluate")  # rlint <stage>: rlint/stages/<stage>.py
 # The other commands' modules, imported by name only when run: a stage's command imports none of
 # them, so they are no dependency of any stage (scripts/check_stage_deps.py reads both tables).
-TOOLS = {"audit": "rlint.audit_cli", "report": "rlint.report", "add-round": "rlint.rounds", "input": "rlint.stages.input",
+TOOLS = {"audit": "rlint.audit.cli", "report": "rlint.report", "add-round": "rlint.rounds", "input": "rlint.stages.input",
          "import-model": "rlint.import_model"}
 
 

@@ -257,8 +257,8 @@ def main() -> None:
 
             from polars.testing import assert_frame_equal
 
-            from rlint.audit import audit
-            from rlint.audit_sources import workspace_inputs
+            from rlint.audit.sources import workspace_inputs
+            from rlint.audit.summary import audit
 
             fast = audit(workspace_inputs(root))
             before, started = _cpu(resource.getrusage(resource.RUSAGE_SELF)), time.monotonic()

@@ -18,9 +18,8 @@ from pathlib import Path
 import polars as pl
 import pyarrow.parquet as pq
 
-from rlint.audit import (
-    DATASETS, MOMENT_COLUMNS, ROUND as ROUND_DTYPE, SUMMARY_COLUMNS, AuditError, Inputs, advantage_moments, token_advantage_moments,
-)
+from rlint.audit.advantages import MOMENT_COLUMNS, SUMMARY_COLUMNS, advantage_moments, token_advantage_moments
+from rlint.audit.inputs import DATASETS, ROUND as ROUND_DTYPE, AuditError, Inputs
 from rlint.data import write_atomic
 from rlint.schemas import SCHEMAS
 

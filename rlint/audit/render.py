@@ -1,6 +1,6 @@
 """The audit as text: the terminal summary (tables per section) and lineage chains.
 
-Plots and the HTML report are in :mod:`rlint.audit_plots` (matplotlib is imported only there).
+Plots and the HTML report are in :mod:`rlint.audit.plots` (matplotlib is imported only there).
 """
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ import json
 
 import polars as pl
 
-from rlint.audit import Audit, Link
+from rlint.audit.lineage import Link
+from rlint.audit.summary import Audit
 
 NA = "n/a"
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rlint.audit import audit, lineage
-from rlint.audit_sources import open_inputs
+from rlint.audit.lineage import lineage
+from rlint.audit.sources import open_inputs
+from rlint.audit.summary import audit
 
 
 def run_audit(root: Path, rev: str | None = None, html: Path | None = None, lineage_id: str | None = None, plots: Path | None = None,
@@ -15,7 +16,7 @@ def run_audit(root: Path, rev: str | None = None, html: Path | None = None, line
     Plots (matplotlib) are drawn only when asked for: ``plots`` (SVG files for ``dvc plots show``)
     or ``html``. ``cache``: per-round advantage moments in ``ROOT/audit/cache`` (workspace only).
     """
-    from rlint.audit_render import format_lineage, format_summary
+    from rlint.audit.render import format_lineage, format_summary
 
     with open_inputs(root, rev, cache=cache and lineage_id is None) as inputs:
         if lineage_id is not None:
@@ -24,7 +25,7 @@ def run_audit(root: Path, rev: str | None = None, html: Path | None = None, line
         result = audit(inputs)
     print(format_summary(result))
     if plots is not None or html is not None:
-        from rlint.audit_plots import write_outputs
+        from rlint.audit.plots import write_outputs
 
         written = write_outputs(result, plots, html)
         if plots is not None:

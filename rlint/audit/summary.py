@@ -3,7 +3,8 @@
 Pure functions over polars LazyFrames: each statistic is one query over all rounds of one dataset
 (``data/<dataset>/round=*/``), grouped by ``round``; a dataset that is absent (``None``) gives
 nulls, which the renderers print as "n/a". Reading (a workspace or a git revision through DVC)
-lives in :mod:`rlint.audit_sources`, printing and plotting in :mod:`rlint.audit_render`.
+lives in :mod:`rlint.audit.sources`, printing in :mod:`rlint.audit.render`, plotting in
+:mod:`rlint.audit.plots`; the advantage statistics in :mod:`rlint.audit.advantages`.
 
 Definitions (the column names of :func:`round_summary`):
 
@@ -32,45 +33,12 @@ Definitions (the column names of :func:`round_summary`):
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import polars as pl
 
-from rlint.data import DataError
-
-# datasets the audit reads (archive: hard prefixes kept across rounds, one snapshot per round;
-# continuations only for lineage)
-DATASETS = ("rollouts", "failures", "continuations", "corrections", "branches", "train_set", "eval", "archive")
-
-# id column of each dataset, in the order lineage looks an id up
-ID_COLUMNS = {
-    "train_set": "example_id", "branches": "branch_id", "continuations": "continuation_id",
-    "failures": "failure_id", "rollouts": "rollout_id", "archive": "archive_id",
-}
-
-ROUND = pl.Int32
-
-
-class AuditError(DataError):
-    """Bad audit input: an unknown id, no round outputs, an unreadable revision."""
-
-
-@dataclass(frozen=True)
-class Inputs:
-    """What the audit reads: one lazy frame per dataset (``None`` when absent), per-stage metrics."""
-
-    frames: dict[str, pl.LazyFrame | None]
-    metrics: dict[str, dict[int, dict]] = field(default_factory=dict)  # stage -> round -> metrics JSON
-    origin: str = ""  # where it was read from, for the report header
-    # the train set's advantage moments (MOMENT_COLUMNS), from the per-row summary columns where a file has
-    # them or a per-round cache; None: computed from the token lists of ``frames["train_set"]``
-    advantage_moments: pl.LazyFrame | pl.DataFrame | None = None
-    # dataset -> rounds that have a file (possibly without rows): their counts are 0, not n/a
-    rounds_present: dict[str, list[int]] = field(default_factory=dict)
-
-    def frame(self, dataset: str) -> pl.LazyFrame | None:
-        return self.frames.get(dataset)
+from rlint.audit.advantages import ADVANTAGE_COLUMNS, advantage_stats, token_advantage_moments
+from rlint.audit.inputs import ROUND, AuditError, Inputs
 
 
 @dataclass(frozen=True)
@@ -170,74 +138,6 @@ def first_error_distribution(failures: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-# per-(round, kind) sufficient statistics of trained-token advantages: the sums over rows of the
-# train set's per-row summary columns (rlint/data.py; rlint.stages.credit.advantage_summary)
-MOMENT_COLUMNS = {
-    "round": ROUND, "kind": pl.String, "trained_tokens": pl.Int64, "advantage_sum": pl.Float64, "advantage_sum_sq": pl.Float64,
-    "positive_tokens": pl.Int64, "negative_tokens": pl.Int64, "advantage_min": pl.Float64, "advantage_max": pl.Float64,
-}
-SUMMARY_COLUMNS = tuple(MOMENT_COLUMNS)[2:]  # the train set's per-row columns the moments are summed from
-
-
-def advantage_moments(train_set: pl.LazyFrame) -> pl.LazyFrame:
-    """Sufficient statistics of trained-token advantages per (round, kind), from the per-row summary columns.
-
-    Reads only scalar columns (``trained_tokens``, ``advantage_sum``, ... of schema v3), not the
-    token lists. A row without trained tokens adds 0 to every sum and null to min/max; a group
-    without any is left out, as in :func:`token_advantage_moments`.
-    """
-    counts = ["trained_tokens", "positive_tokens", "negative_tokens"]
-    return (
-        train_set.select("round", "kind", *SUMMARY_COLUMNS)
-        .group_by("round", "kind")
-        .agg(pl.col(counts).cast(pl.Int64).sum(), pl.col("advantage_sum", "advantage_sum_sq").sum(),
-             pl.col("advantage_min").cast(pl.Float64).min(), pl.col("advantage_max").cast(pl.Float64).max())
-        .filter(pl.col("trained_tokens") > 0)
-        .select(list(MOMENT_COLUMNS))
-    )
-
-
-def token_advantage_moments(train_set: pl.LazyFrame) -> pl.LazyFrame:
-    """The same statistics from the token lists, for train sets written before the summary columns (schema v2).
-
-    Explodes ``advantages`` and ``loss_weights`` (list<float32>, one value per token) and keeps
-    tokens with weight > 0.
-    """
-    adv = pl.col("advantages").cast(pl.Float64)
-    return (
-        train_set.select("round", "kind", "advantages", "loss_weights")
-        .explode("advantages", "loss_weights")
-        .filter(pl.col("loss_weights") > 0)
-        .group_by("round", "kind")
-        .agg(
-            trained_tokens=pl.len().cast(pl.Int64), advantage_sum=adv.sum(), advantage_sum_sq=(adv * adv).sum(),
-            positive_tokens=(adv > 0).sum().cast(pl.Int64), negative_tokens=(adv < 0).sum().cast(pl.Int64),
-            advantage_min=adv.min(), advantage_max=adv.max(),
-        )
-        .select(list(MOMENT_COLUMNS))
-    )
-
-
-def advantage_stats(moments: pl.DataFrame) -> pl.DataFrame:
-    """Per (round, kind) and per round over both kinds ("all"): tokens, mean, std (population), shares, min, max."""
-    moments = moments.cast(MOMENT_COLUMNS).sort("round", "kind")  # a fixed order of float sums: the same inputs give the same bits
-    every = moments.group_by("round", maintain_order=True).agg(
-        pl.lit("all").alias("kind"), pl.col("trained_tokens", "advantage_sum", "advantage_sum_sq", "positive_tokens", "negative_tokens").sum(),
-        pl.col("advantage_min").min(), pl.col("advantage_max").max(),
-    ).select(moments.columns)
-    both = pl.concat([moments, every])
-    tokens = pl.col("trained_tokens")
-    mean = pl.col("advantage_sum") / tokens
-    return both.select(
-        "round", "kind", tokens=tokens,
-        advantage_mean=mean,
-        advantage_std=(pl.col("advantage_sum_sq") / tokens - mean * mean).clip(lower_bound=0.0).sqrt(),
-        positive_token_share=pl.col("positive_tokens") / tokens,
-        negative_token_share=pl.col("negative_tokens") / tokens,
-        advantage_min="advantage_min", advantage_max="advantage_max",
-    ).sort("round", "kind")
-
-
 # (column, stage, key) of the per-round figures read from the stage metrics files
 METRIC_COLUMNS = (
     ("heldout_accuracy_metrics", "evaluate", "heldout_accuracy"), ("sound_accuracy", "evaluate", "sound_accuracy"),
@@ -273,10 +173,7 @@ _QUERIES = {
     "archive": (archive_stats, {"archive_size": pl.UInt32, "archive_solved": pl.UInt32, "archive_newly_solved": pl.UInt32}),
 }
 
-ADVANTAGE_COLUMNS = {
-    "round": ROUND, "kind": pl.String, "tokens": pl.Int64, "advantage_mean": pl.Float64, "advantage_std": pl.Float64,
-    "positive_token_share": pl.Float64, "negative_token_share": pl.Float64, "advantage_min": pl.Float64, "advantage_max": pl.Float64,
-}
+
 FIRST_ERROR_COLUMNS = {"round": ROUND, "first_error_step": pl.Int32, "failures": pl.UInt32, "share": pl.Float64}
 
 
@@ -324,85 +221,3 @@ def audit(inputs: Inputs) -> Audit:
     first_errors = (results["first_errors"] if "first_errors" in results else pl.DataFrame(schema=FIRST_ERROR_COLUMNS))
     first_errors = first_errors.cast(FIRST_ERROR_COLUMNS).select(list(FIRST_ERROR_COLUMNS)).sort("round", "first_error_step", nulls_last=True)
     return Audit(rounds=table, first_errors=first_errors, advantages=advantages.cast(ADVANTAGE_COLUMNS), origin=inputs.origin)
-
-
-# ---------------------------------------------------------------------------------------------
-# Lineage: from any id back to its prompt, rollout, round and policy version.
-
-_ROUND_OF_ID = re.compile(r"^r(\d+)-")
-
-
-@dataclass(frozen=True)
-class Link:
-    """One step of a lineage chain: the dataset, the row's id, and the row (a dict of its columns)."""
-
-    dataset: str
-    id: str
-    row: dict
-
-
-def _find(inputs: Inputs, dataset: str, column: str, value: str, round_id: int | None) -> dict | None:
-    frame = inputs.frame(dataset)
-    if frame is None:
-        return None
-    query = frame.filter(pl.col(column) == value)
-    if round_id is not None:  # ids carry their round: only that round's file is read
-        query = query.filter(pl.col("round") == round_id)
-    # list columns (token ids, log-probs) are not part of a lineage
-    schema = frame.collect_schema()
-    rows = query.select([c for c, t in schema.items() if not isinstance(t, pl.List)]).head(1).collect().to_dicts()
-    return rows[0] if rows else None
-
-
-def lineage(inputs: Inputs, any_id: str) -> list[Link]:
-    """The chain from ``any_id`` (example, branch, continuation, failure, rollout or archive id) back to its rollout.
-
-    Returns the links in order, the rollout last (it holds the prompt, round and policy version); a
-    failure whose hard prefix was archived is preceded by its latest archive entry.
-    Raises :class:`AuditError` for an id no dataset holds.
-    """
-    round_id = _round_of(any_id)
-    start = next(
-        ((ds, row) for ds, col in ID_COLUMNS.items() if (row := _find(inputs, ds, col, any_id, None if ds == "archive" else round_id))),
-        None,
-    )
-    if start is None:
-        where = ", ".join(f"{ds}.{col}" for ds, col in ID_COLUMNS.items() if inputs.frame(ds) is not None)
-        raise AuditError(f"{inputs.origin}: id '{any_id}' not found in {where or 'any dataset'}")
-    dataset, row = start
-    chain = [Link(dataset, any_id, row)]
-    while dataset != "rollouts":
-        candidates = _parents(dataset, row)
-        found = next(((ds, value, r) for ds, col, value in candidates if (r := _find(inputs, ds, col, value, _round_of(value)))), None)
-        if found is None:
-            ds, col, value = candidates[-1]
-            raise AuditError(f"{inputs.origin}: {dataset} row '{chain[-1].id}' names {col} '{value}', which {ds} does not hold")
-        dataset, value, row = found
-        chain.append(Link(dataset, value, row))
-    failure = next((link for link in chain if link.dataset == "failures"), None)
-    archive = inputs.frame("archive")
-    if failure is not None and archive is not None and not any(link.dataset == "archive" for link in chain):
-        # the failure's hard prefix, if it was archived: its latest snapshot
-        schema = archive.collect_schema()
-        latest = (archive.filter(pl.col("failure_id") == failure.id).sort("round", descending=True).head(1)
-                  .select([c for c, t in schema.items() if not isinstance(t, pl.List)]).collect().to_dicts())
-        if latest:
-            chain.insert(chain.index(failure), Link("archive", latest[0]["archive_id"], latest[0]))
-    return chain
-
-
-def _round_of(any_id: str) -> int | None:
-    match = _ROUND_OF_ID.match(any_id)
-    return int(match.group(1)) if match else None
-
-
-def _parents(dataset: str, row: dict) -> list[tuple[str, str, str]]:
-    """Where to look for the next link closer to the rollout: (dataset, id column, id), first found wins."""
-    if dataset == "train_set":
-        if row["kind"] == "branch":
-            return [("branches", "branch_id", row["example_id"])]
-        # a failed rollout is also a failure (same id); a right one only a rollout
-        return [("failures", "failure_id", row["rollout_id"]), ("rollouts", "rollout_id", row["rollout_id"])]
-    if dataset in ("branches", "continuations", "archive"):
-        return [("failures", "failure_id", row["failure_id"])]
-    return [("rollouts", "rollout_id", row["rollout_id"])]  # failures

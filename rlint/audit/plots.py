@@ -21,8 +21,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import polars as pl  # noqa: E402
 
-from rlint.audit import Audit  # noqa: E402
-from rlint.audit_render import NA, NOTES, sections  # noqa: E402
+from rlint.audit.render import NA, NOTES, sections  # noqa: E402
+from rlint.audit.summary import Audit  # noqa: E402
 
 # fixed SVG ids and no dates: the same audit gives the same bytes
 plt.rcParams.update({"svg.hashsalt": "rlint-audit", "figure.dpi": 100, "axes.grid": True, "grid.alpha": 0.3})
