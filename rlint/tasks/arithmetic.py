@@ -11,23 +11,23 @@ One step per line; the last line gives the final answer. Every intermediate valu
 nothing is re-drawn; multiplication operands are then units modulo ``modulus`` (coprime to it),
 so every operation is one-to-one and a wrong line can never be silently undone by a later one.
 Problems are generated from ``(seed, split, index)`` alone, and the split of a problem is
-decided by a hash of its text, so train and held-out are disjoint by construction.
+decided by a hash of its text, so train and held-out are disjoint by construction. The chain
+arithmetic itself (apply, solve, the prompt text) is in rlint/tasks/chains.py.
 """
 
 from __future__ import annotations
 
 import hashlib
-import math
 import random
 import re
 from dataclasses import dataclass
 
 from rlint.tasks.base import Problem, TaskInputError
+from rlint.tasks.chains import OPS, apply, format_prompt, multipliers, parse_prompt, solve
 
 _ANSWER_LINE = re.compile(r"^A:(-?\d{1,12})$")
 # one or more "a<op>b=c" lines, then the answer line, then at most a final newline
 _WELL_FORMED = re.compile(r"(?:\d{1,12}[+\-*]\d{1,12}=-?\d{1,12}\n)+A:-?\d{1,12}\n?")
-_OPS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b}
 # the line between a failed attempt and its repair (mine.strategy: repair): two characters of the
 # task's own alphabet, so the tokenizer and the committed base checkpoint stay as they are
 REPAIR_MARKER = "::\n"
@@ -54,7 +54,7 @@ class ArithmeticConfig:
             raise TaskInputError(f"task.min_steps={self.min_steps} and task.max_steps={self.max_steps}: need 1 <= min_steps <= max_steps")
         if self.operand_max < 1 or self.value_max < self.operand_max:
             raise TaskInputError(f"task.operand_max={self.operand_max}, task.value_max={self.value_max}: need 1 <= operand_max <= value_max")
-        bad = set(self.operators) - set(_OPS)
+        bad = set(self.operators) - set(OPS)
         if not self.operators or bad:
             raise TaskInputError(f"task.operators={self.operators!r}: use a non-empty subset of '+-*'")
         if not 0.0 < self.heldout_share < 1.0:
@@ -86,54 +86,6 @@ class ArithmeticConfig:
 
 
 MAX_MODULUS = 10**6
-
-
-def multipliers(operand_max: int, modulus: int | None) -> list[int]:
-    """Multiplication operands: ``1..operand_max``, or with a modulus those in ``2..operand_max`` coprime to it.
-
-    >>> multipliers(9, 100), multipliers(9, None)[:3]
-    ([3, 7, 9], [1, 2, 3])
-    """
-    if modulus is None:
-        return list(range(1, operand_max + 1))
-    return [b for b in range(2, operand_max + 1) if math.gcd(b, modulus) == 1]
-
-
-def apply(op: str, value: int, operand: int, modulus: int | None = None) -> int:
-    """One step's result, reduced modulo ``modulus`` when there is one.
-
-    >>> apply("*", 57, 7), apply("*", 57, 7, 100), apply("-", 3, 5, 100)
-    (399, 99, 98)
-    """
-    result = _OPS[op](value, operand)
-    return result if modulus is None else result % modulus
-
-
-def solve(start: int, ops: list[tuple[str, int]], modulus: int | None = None) -> list[str]:
-    """The worked solution as lines (without newlines): one per operation, then ``A:<answer>``.
-
-    >>> solve(57, [("*", 7), ("+", 3)], 100)
-    ['57*7=99', '99+3=2', 'A:2']
-    """
-    lines, value = [], start
-    for op, operand in ops:
-        result = apply(op, value, operand, modulus)
-        lines.append(f"{value}{op}{operand}={result}")
-        value = result
-    lines.append(f"A:{value}")
-    return lines
-
-
-def format_prompt(start: int, ops: list[tuple[str, int]]) -> str:
-    return "Q:" + ",".join([str(start)] + [f"{op}{operand}" for op, operand in ops]) + "\n"
-
-
-def parse_prompt(prompt: str) -> tuple[int, list[tuple[str, int]]]:
-    body = prompt.strip()
-    if not body.startswith("Q:"):
-        raise TaskInputError(f"arithmetic prompt {prompt!r} does not start with 'Q:'")
-    start, *rest = body[2:].split(",")
-    return int(start), [(item[0], int(item[1:])) for item in rest]
 
 
 class ArithmeticTask:

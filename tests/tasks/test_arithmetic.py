@@ -2,7 +2,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rlint.tasks.arithmetic import ArithmeticConfig, ArithmeticTask, parse_prompt, solve
+from rlint.tasks.arithmetic import ArithmeticConfig, ArithmeticTask
+from rlint.tasks.chains import parse_prompt, solve
 from rlint.tasks.base import TaskInputError
 
 
