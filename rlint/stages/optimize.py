@@ -17,10 +17,10 @@ import logging
 import time
 from pathlib import Path
 
-from accelerate import PartialState
+from accelerate import Accelerator, PartialState
 from accelerate.utils import DistributedType, set_seed
 
-from rlint.config import ConfigError, Params, round_seed
+from rlint.config import ConfigError, OptimizeConfig, Params, round_seed
 from rlint.data import read_rows
 from rlint.optimizer_state import OptimizerStateError
 from rlint.policy import load_policy
@@ -51,15 +51,7 @@ def run(params: Params, round_id: int, root: Path) -> dict:
         ref_model = load_policy(checkpoint_path(root, 0))[0].to(accelerator.device).eval()
     started = time.monotonic()
     previous = checkpoint_path(root, round_id - 1)
-    optimizer, carried = None, False
-    if cfg.carry_optimizer_state:
-        if accelerator.distributed_type == DistributedType.FSDP:
-            raise ConfigError("params.yaml: optimize.carry_optimizer_state is not supported under FSDP (its optimizer state is sharded)")
-        try:
-            optimizer, carried = make_optimizer(model, cfg, previous)
-        except OptimizerStateError as err:
-            raise ConfigError(str(err)) from None
-        log.info("optimize round %d: AdamW state %s", round_id, f"carried from {previous}" if carried else "fresh (none stored in the previous checkpoint)")
+    optimizer, carried = _carried_optimizer(model, cfg, accelerator, previous, round_id) if cfg.carry_optimizer_state else (None, False)
     if rows:
         metrics, seconds = train(model, tokenizer, rows, cfg, accelerator, seed, params.sampling.temperature, ref_model, ref_is_policy, optimizer)
     else:
@@ -75,6 +67,19 @@ def run(params: Params, round_id: int, root: Path) -> dict:
     log.info("optimize round %d: %s (%.1fs, %.2fs per step, %d processes)", round_id, metrics, time.monotonic() - started,
              sum(seconds) / max(len(seconds), 1), accelerator.num_processes)
     return metrics
+
+
+def _carried_optimizer(model, cfg: OptimizeConfig, accelerator: Accelerator, previous: Path, round_id: int) -> tuple:
+    """AdamW with the state stored in checkpoint ``previous`` (fresh when it holds none), and whether one was loaded;
+    a state that does not fit the model, or FSDP's sharded state, is a config error."""
+    if accelerator.distributed_type == DistributedType.FSDP:
+        raise ConfigError("params.yaml: optimize.carry_optimizer_state is not supported under FSDP (its optimizer state is sharded)")
+    try:
+        optimizer, carried = make_optimizer(model, cfg, previous)
+    except OptimizerStateError as err:
+        raise ConfigError(str(err)) from None
+    log.info("optimize round %d: AdamW state %s", round_id, f"carried from {previous}" if carried else "fresh (none stored in the previous checkpoint)")
+    return optimizer, carried
 
 
 def _no_signal(params: Params, round_id: int, root: Path, rows: list[dict], signal: dict, extra: dict) -> dict:
