@@ -31,7 +31,9 @@ class Section(BaseModel):
         try:
             super().__init__(**values)
         except ValidationError as err:
-            raise self.error(refusal(type(self), err)) from None
+            error = self.error(refusal(type(self), err))
+            error.refusal = True  # whole: a section around this one (pydantic validates nested sections through __init__) passes it on as is
+            raise error from None
 
 
 def with_changes(obj: Section, **changes) -> Section:
@@ -77,8 +79,9 @@ def refusal(model: type[Section], err: ValidationError) -> str:
         names = sorted(str(e["loc"][-1])[:40] for e in unknown if tuple(map(str, e["loc"][:-1])) == loc[:-1])
         known = sorted((_model_at(model, loc[:-1]) or model).model_fields)
         return f"{parent + ': ' if parent else ''}unknown key(s) {', '.join(names[:5])}; known: {', '.join(known)}"
-    if kind == "value_error":
-        return str(first["ctx"]["error"])
+    if kind == "value_error":  # a check between fields: its own message, after the section it came from (as params.yaml nests it)
+        error = first["ctx"]["error"]
+        return str(error) if getattr(error, "refusal", False) else f"{key or 'params'}: {error}"
     if kind in TYPE_ERRORS:
         return f"{key}: expected {TYPE_ERRORS[kind]}, got {short(value)}"
     if kind == "finite_number":
