@@ -78,8 +78,8 @@ def main() -> None:
             # this benchmark trains nothing: continuation rows (which need mine.temperature == sampling.temperature) are off
             credit=with_changes(base.credit, continuation_weight=0.0),
             mine=with_changes(base.mine, **_given(continuations_per_probe=args.continuations, value_threshold=args.threshold,
-                                                         temperature=args.temperature),
-                                     max_failures=None, failures_per_problem=args.failures_per_problem),
+                                                  temperature=args.temperature),
+                              max_failures=None, failures_per_problem=args.failures_per_problem),
         )
     except (ConfigError, CheckpointError, EngineError) as err:
         print(f"bench_mining: {err}", file=sys.stderr)
@@ -103,7 +103,7 @@ def main() -> None:
         started = time.monotonic()
         if name == "repair":
             run_params = with_changes(params, mine=with_changes(params.mine, strategy="repair"),
-                                             credit=with_changes(params.credit, estimator="repair_diff"))
+                                      credit=with_changes(params.credit, estimator="repair_diff"))
         else:
             run_params = with_changes(params, mine=with_changes(params.mine, search=name))
         metrics = mine.run(run_params, 1, root)

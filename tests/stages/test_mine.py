@@ -77,7 +77,7 @@ def test_oracle_repair_locates_the_true_first_error_without_an_engine(tmp_path, 
     monkeypatch.setattr(rlint.engine, "load_engine", no_engine)
     monkeypatch.setattr(correct, "load_engine", no_engine)
     p = with_changes(params(strategy="repair", failures_per_problem=None), mode="oracle",
-                            optimize=with_changes(params().optimize, epochs=1, minibatch_size=8))
+                     optimize=with_changes(params().optimize, epochs=1, minibatch_size=8))
     metrics = mine.run(p, 1, root)
     assert metrics["failures"] == metrics["failures_located"] == 2 and metrics["localization_accuracy"] == 1.0
     assert metrics["mining_tokens"] == metrics["repair_tokens"] == metrics["continuations"] == 0

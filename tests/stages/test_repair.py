@@ -261,7 +261,7 @@ def test_one_round_with_the_repair_strategy_runs_through_the_stages(tiny_checkpo
 
     monkeypatch.setattr(rlint.engine, "load_engine", lambda checkpoint, sampling: engine)  # the mine stage's LazyEngine loads through it
     p = with_changes(params(strategy="repair", repair_samples=2, failures_per_problem=None),
-                            optimize=with_changes(Params().optimize, epochs=1, minibatch_size=8))
+                     optimize=with_changes(Params().optimize, epochs=1, minibatch_size=8))
     p = with_changes(p, credit=with_changes(p.credit, repairer_weight=1.0))  # the repairer is trained too
     metrics = mine.run(p, 1, root)
     assert metrics["failures"] == 2 and metrics["failures_located"] == 2 and metrics["localization_accuracy"] == 1.0
