@@ -30,7 +30,7 @@ Two layers, both pure functions over arrays:
                     reference answer after step j above the best value reached before it.
 
 An estimator that does not use mined failures and branches (``uses_mining=False``) is only
-accepted with ``mode: outcome`` (rlint/config.py); ``internalized`` in mode ``outcome`` sees
+accepted with ``mode: outcome`` (rlint/config/params.py); ``internalized`` in mode ``outcome`` sees
 no failures and no branches and so equals ``grpo``.
 """
 
@@ -41,10 +41,11 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from rlint.config import names
+from rlint.config.names import GROUP_STDS  # noqa: F401 - re-exported: the names credit.group_std accepts
 from rlint.steps import prefix_offset
 
 TokenCredit = tuple[np.ndarray, np.ndarray]  # advantages (T,), loss weights (T,)
-GROUP_STDS = ("population", "sample")
 
 
 def group_outcome_advantages(rewards: np.ndarray, group_ids: np.ndarray, epsilon: float = 1e-6, scale_by_std: bool = True,
@@ -200,7 +201,15 @@ ESTIMATORS: dict[str, Estimator] = {}
 
 
 def register_estimator(name: str, uses_mining: bool = False, needs_answer_probs: bool = False):
-    """Register an estimator ``(inputs: CreditInputs, cfg: CreditConfig) -> (list[TokenCredit], list[TokenCredit])``."""
+    """Register an estimator ``(inputs: CreditInputs, cfg: CreditConfig) -> (list[TokenCredit], list[TokenCredit])``.
+
+    ``name`` must be listed in ``rlint.config.names.ESTIMATORS`` (and in ESTIMATORS_USING_MINING exactly where ``uses_mining``:
+    params are checked without importing this module) and not be taken already.
+    """
+    names.check_registration("credit estimator", name, names.ESTIMATORS, ESTIMATORS)
+    if uses_mining != (name in names.ESTIMATORS_USING_MINING):
+        raise ValueError(f"credit estimator {name!r}: uses_mining={uses_mining}, but rlint.config.names.ESTIMATORS_USING_MINING says otherwise")
+
     def wrap(fn):
         ESTIMATORS[name] = Estimator(fn, uses_mining, needs_answer_probs)
         return fn

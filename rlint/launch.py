@@ -29,51 +29,13 @@ import os
 import socket
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
-from rlint.params_file import ConfigError, short
+from rlint.config import LaunchConfig, LaunchError, with_changes  # noqa: F401 - LaunchConfig re-exported: the section lives in rlint/config/training.py
+from rlint.params_file import short
 
 GPU_DISTRIBUTED_TYPES = ("MULTI_GPU", "FSDP", "DEEPSPEED", "MEGATRON_LM")  # Accelerate configs that place one process per GPU
 LAUNCHER_VARIABLES = ("RLINT_LAUNCHED", "LOCAL_RANK", "ACCELERATE_USE_CPU")  # set in a process a launcher started
-
-
-class LaunchError(ConfigError):
-    """``optimize.launch`` cannot start: the message names the key."""
-
-
-@dataclass(frozen=True)
-class LaunchConfig:
-    num_processes: int = 1  # training processes over all machines (one per GPU; on a CPU, gloo processes)
-    num_machines: int = 1  # machines taking part; each runs num_processes / num_machines processes
-    machine_rank: int = 0  # this machine's rank, 0 = the main one; per machine: --machine-rank or RLINT_MACHINE_RANK
-    main_process_ip: str = "127.0.0.1"  # address of machine 0, where the processes meet
-    main_process_port: int = 29500  # port on machine 0 for the rendezvous
-    config_file: str | None = None  # an Accelerate config (configs/accelerate/*.yaml) run by `accelerate launch`; null: torchrun
-    connect_timeout: float = 120.0  # seconds a machine of rank > 0 waits for machine 0's port before it gives up
-
-    def __post_init__(self) -> None:
-        if self.num_processes < 1 or self.num_machines < 1:
-            raise LaunchError("optimize.launch.num_processes and optimize.launch.num_machines must be >= 1")
-        if self.num_processes % self.num_machines:
-            raise LaunchError(f"optimize.launch.num_processes={self.num_processes} is not a multiple of "
-                              f"optimize.launch.num_machines={self.num_machines} (the same number of processes on each machine)")
-        if not 0 <= self.machine_rank < self.num_machines:
-            raise LaunchError(f"optimize.launch.machine_rank={self.machine_rank}: use 0 to num_machines - 1 ({self.num_machines - 1})")
-        if not 0 < self.main_process_port < 65536:
-            raise LaunchError(f"optimize.launch.main_process_port={self.main_process_port}: use a port in 1..65535")
-        if not self.main_process_ip.strip():
-            raise LaunchError("optimize.launch.main_process_ip is empty")
-        if not self.connect_timeout > 0:
-            raise LaunchError("optimize.launch.connect_timeout must be > 0")
-
-    @property
-    def processes_per_machine(self) -> int:
-        return self.num_processes // self.num_machines
-
-    @property
-    def single_process(self) -> bool:
-        return self.num_processes == 1 and self.config_file is None
 
 
 def launched(env: dict[str, str]) -> bool:
@@ -83,14 +45,12 @@ def launched(env: dict[str, str]) -> bool:
 
 def with_machine_rank(cfg: LaunchConfig, rank: int | None, env: dict[str, str]) -> LaunchConfig:
     """``cfg`` with this machine's rank: ``--machine-rank``, else ``RLINT_MACHINE_RANK``, else params.yaml's."""
-    from dataclasses import replace
-
     if rank is None and env.get("RLINT_MACHINE_RANK", "").strip():
         value = env["RLINT_MACHINE_RANK"].strip()
         if not value.isdigit():
             raise LaunchError(f"RLINT_MACHINE_RANK={short(value)}: expected a machine rank (0, 1, ...)")
         rank = int(value)
-    return cfg if rank is None else replace(cfg, machine_rank=rank)
+    return cfg if rank is None else with_changes(cfg, machine_rank=rank)
 
 
 def config_file_path(cfg: LaunchConfig, root: Path) -> Path | None:

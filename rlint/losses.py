@@ -26,8 +26,8 @@ from collections.abc import Callable
 
 import torch
 
-from rlint import config
-from rlint.config import AGGREGATIONS  # noqa: F401 - re-exported: the names optimize.aggregation accepts
+from rlint.config import names
+from rlint.config.names import AGGREGATIONS  # noqa: F401 - re-exported: the names optimize.aggregation accepts
 
 PolicyLoss = Callable[..., tuple[torch.Tensor, torch.Tensor]]
 POLICY_LOSSES: dict[str, PolicyLoss] = {}
@@ -36,11 +36,10 @@ POLICY_LOSSES: dict[str, PolicyLoss] = {}
 def register_policy_loss(name: str):
     """Register ``fn(logprobs, old_logprobs, advantages, cfg) -> (per_token_loss (B, T), clipped (B, T) bool)``.
 
-    ``name`` must be listed in ``rlint.config.POLICY_LOSSES`` (params are checked without importing
+    ``name`` must be listed in ``rlint.config.names.POLICY_LOSSES`` (params are checked without importing
     torch) and not be taken already.
     """
-    if name not in config.POLICY_LOSSES or name in POLICY_LOSSES:
-        raise ValueError(f"policy loss {name!r}: {'already registered' if name in POLICY_LOSSES else 'add it to rlint.config.POLICY_LOSSES first'}")
+    names.check_registration("policy loss", name, names.POLICY_LOSSES, POLICY_LOSSES)
 
     def wrap(fn):
         POLICY_LOSSES[name] = fn

@@ -24,6 +24,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Callable
 
+from rlint.config import names
 from rlint.steps import prefix_offset
 
 Tokens = tuple[int, ...]
@@ -139,7 +140,7 @@ def raise_floor(search: FailureSearch, pool: PrefixPool, samples_per_probe: int,
             return
 
 
-SEARCHES = ("binary", "linear", "full")
+SEARCHES = names.SEARCHES  # mine.search: listed in rlint/config/names.py, so params are checked without importing this module
 
 
 def advance(search: FailureSearch, pool: PrefixPool, samples_per_probe: int, threshold: float, strategy: str = "binary") -> tuple[int, int] | None:

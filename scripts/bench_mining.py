@@ -23,7 +23,6 @@ binary-search failures, and prints:
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import shutil
 import sys
@@ -31,7 +30,7 @@ import time
 from pathlib import Path
 
 from rlint.atomic import write_json_atomic
-from rlint.config import ENGINES, ConfigError, load_params
+from rlint.config import ENGINES, ConfigError, load_params, with_changes
 from rlint.data import read_rows
 from rlint.engine import EngineError, engine_name
 from rlint.mining import SEARCHES
@@ -73,14 +72,14 @@ def main() -> None:
         base = load_params(args.params)
         check_checkpoint(args.checkpoint)
         engine_name(args.engine)  # vllm where it is not installed: refused before anything is written
-        params = dataclasses.replace(
-            base, mode="internalized", sampling=dataclasses.replace(base.sampling, engine=args.engine),
-            rollout=dataclasses.replace(base.rollout, prompts_per_round=args.prompts, samples_per_prompt=args.samples),
+        params = with_changes(
+            base, mode="internalized", sampling=with_changes(base.sampling, engine=args.engine),
+            rollout=with_changes(base.rollout, prompts_per_round=args.prompts, samples_per_prompt=args.samples),
             # this benchmark trains nothing: continuation rows (which need mine.temperature == sampling.temperature) are off
-            credit=dataclasses.replace(base.credit, continuation_weight=0.0),
-            mine=dataclasses.replace(base.mine, **_given(continuations_per_probe=args.continuations, value_threshold=args.threshold,
-                                                         temperature=args.temperature),
-                                     max_failures=None, failures_per_problem=args.failures_per_problem),
+            credit=with_changes(base.credit, continuation_weight=0.0),
+            mine=with_changes(base.mine, **_given(continuations_per_probe=args.continuations, value_threshold=args.threshold,
+                                                  temperature=args.temperature),
+                              max_failures=None, failures_per_problem=args.failures_per_problem),
         )
     except (ConfigError, CheckpointError, EngineError) as err:
         print(f"bench_mining: {err}", file=sys.stderr)
@@ -103,10 +102,10 @@ def main() -> None:
     for name, root in roots.items():
         started = time.monotonic()
         if name == "repair":
-            run_params = dataclasses.replace(params, mine=dataclasses.replace(params.mine, strategy="repair"),
-                                             credit=dataclasses.replace(params.credit, estimator="repair_diff"))
+            run_params = with_changes(params, mine=with_changes(params.mine, strategy="repair"),
+                                      credit=with_changes(params.credit, estimator="repair_diff"))
         else:
-            run_params = dataclasses.replace(params, mine=dataclasses.replace(params.mine, search=name))
+            run_params = with_changes(params, mine=with_changes(params.mine, search=name))
         metrics = mine.run(run_params, 1, root)
         failures = read_rows(root, "failures", 1)
         results[name] = (metrics, failures, time.monotonic() - started)

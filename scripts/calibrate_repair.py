@@ -22,7 +22,6 @@ Each step-N model is saved under ``--out/step=N`` (a scratch directory, never ch
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import time
@@ -33,7 +32,7 @@ import torch
 
 from rlint.atomic import write_json_atomic
 from rlint.base_diagnostics import base_diagnostics, sample_rows
-from rlint.config import load_params, round_seed
+from rlint.config import load_params, round_seed, with_changes
 from rlint.engine import SamplingRequest
 from rlint.engine.hf import TransformersEngine
 from rlint.evaluation import accuracy, score_policy
@@ -69,7 +68,7 @@ def measure(model, tokenizer, params, task, heldout, args, seed: int) -> dict:
     greedy = score_policy(engine, task, heldout, params.sampling.max_new_tokens, 0.0, seed)
     failures = own_failures(engine, task, heldout, args.samples, params.sampling.max_new_tokens, params.sampling.temperature, seed)
     # every edit admitted, so each failure keeps its smallest verified edit; the gate is applied below
-    loose = dataclasses.replace(params, mine=dataclasses.replace(params.mine, repair_max_edit=1.0))
+    loose = with_changes(params, mine=with_changes(params.mine, repair_max_edit=1.0))
     rows = identify_by_repair(failures, engine, task, loose, seed + 1, round_id=1).failures
     attempted = [r for r in rows if r["repair_attempts"]]
     edits = [r["edit_size"] for r in attempted if r["edit_size"] is not None and r["decided_by"] == "repair"]
@@ -111,7 +110,7 @@ def main() -> None:
     base = load_params(args.params)
     at = sorted(int(s) for s in args.at.split(","))
     faithful = base.bootstrap.faithful_share if args.faithful_share is None else args.faithful_share
-    params = dataclasses.replace(base, bootstrap=dataclasses.replace(base.bootstrap, repair_share=args.repair_share, faithful_share=faithful, steps=at[-1]))
+    params = with_changes(base, bootstrap=with_changes(base.bootstrap, repair_share=args.repair_share, faithful_share=faithful, steps=at[-1]))
     cfg, task = params.bootstrap, load_task(params.task)
     seed = round_seed(params, 0, "bootstrap")
     seed_everything(seed)

@@ -40,16 +40,16 @@ def test_presets_load_and_the_classic_one_is_the_task_before_the_testbed():
     ("sampling:\n  vllm:\n    cpu_threads_bind: all\n", "sampling.vllm.cpu_threads_bind='all': use auto, nobind, or CPU ids"),
     ("sampling:\n  vllm:\n    cpu_threads_bind: \"0-1;2\"\n", "sampling.vllm.cpu_threads_bind='0-1;2'"),
     ("credit:\n  continuation_weight: -1\n", "credit.continuation_weight"),
-    ("credit:\n  repairer_weight: -0.5\n", "credit.repairer_weight=-0.5: must be >= 0"),
+    ("credit:\n  repairer_weight: -0.5\n", "credit.repairer_weight must be >= 0, got -0.5"),
     ("credit:\n  repairer_weight: 0.5\n", "credit.repairer_weight=0.5 trains repair attempts, but mine.strategy='search' makes none"),
     ("mine:\n  strategy: repair\n  temperature: 0.7\ncredit:\n  estimator: repair_diff\n  repairer_weight: 0.5\n  continuation_weight: 0\n",
      "credit.repairer_weight=0.5 trains repair attempts, sampled at mine.temperature=0.7"),
     ("mine:\n  temperature: 0.7\n", "mine.temperature=0.7"),
-    ("bootstrap:\n  faithful_share: 1.5\n", "bootstrap.faithful_share=1.5"),
+    ("bootstrap:\n  faithful_share: 1.5\n", "bootstrap.faithful_share must be in [0, 1], got 1.5"),
     ("mine:\n  strategy: guess\n", "mine.strategy='guess'"),
     ("mine:\n  strategy: repair\n", "set credit.estimator: repair_diff"),
     ("mode: oracle\nmine:\n  strategy: repair\n", "mine.strategy='repair' with credit.estimator='internalized' (mode='oracle')"),
-    ("mine:\n  repair_max_edit: 0\n", "mine.repair_max_edit=0.0"),
+    ("mine:\n  repair_max_edit: 0\n", "mine.repair_max_edit must be in (0, 1], got 0"),
     ("mine:\n  repair_samples: 0\n", "mine.repair_samples must be >= 1"),
     ("task:\n  repair_template: '{question} fix it'\n", "task.repair_template='{question} fix it': must contain {attempt}"),
     ("task:\n  repair_template: '{attempt} {answer}'\n", "use only {question} and {attempt}"),
@@ -141,7 +141,7 @@ def test_loss_names_match_the_registry():
     assert set(losses.POLICY_LOSSES) == set(config.POLICY_LOSSES) and losses.AGGREGATIONS == config.AGGREGATIONS
     with pytest.raises(ValueError, match="already registered"):
         losses.register_policy_loss("clipped")
-    with pytest.raises(ValueError, match="add it to rlint.config.POLICY_LOSSES"):
+    with pytest.raises(ValueError, match="add it to rlint.config.names"):
         losses.register_policy_loss("unlisted")
 
 

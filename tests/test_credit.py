@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from rlint.config import Params
+from rlint.config import Params, with_changes
 from rlint.credit import branch_token_advantages, failure_token_advantages, group_outcome_advantages
 from rlint.stages.credit import build_train_set
 
@@ -279,8 +279,6 @@ def test_continuation_rows_carry_reward_minus_prefix_value():
 
 def test_an_oracle_repair_is_credited_exactly_like_the_same_self_repair():
     """repair_diff reads an oracle repair's failure row and branch as a self-repair's: same advantages, weights and rows."""
-    import dataclasses
-
     from rlint.stages.correct import repair_branch
     from rlint.stages.repair import identify_by_oracle_repair, identify_by_repair
     from tests.stages.test_repair import PROBLEM, RIGHT, TASK, WRONG, ScriptedEngine, params, rollout_row
@@ -295,7 +293,7 @@ def test_an_oracle_repair_is_credited_exactly_like_the_same_self_repair():
     old = {"r1-p-s1-repair": [-0.25] * len(oracle_failure["repair_token_ids"])}  # what credit.run recomputes under the original prompt
     trained = {}
     for name, failure, mode in (("self", self_failure, "internalized"), ("oracle", oracle_failure, "oracle")):
-        p = dataclasses.replace(params(strategy="repair"), mode=mode)
+        p = with_changes(params(strategy="repair"), mode=mode)
         trained[name] = build_train_set([right, wrong], [failure], [repair_branch(failure, wrong)], p, task=TASK, repair_logprobs=old)
     assert [r["kind"] for r in trained["oracle"]] == ["rollout", "rollout", "repair"]
     assert trained["oracle"] == trained["self"]
@@ -305,8 +303,6 @@ def test_an_oracle_repair_is_credited_exactly_like_the_same_self_repair():
 
 def test_the_repairer_is_trained_on_its_own_attempts_in_the_repair_context():
     """credit.repairer_weight: a failure's attempts, group-normalised, as completions of its repair prompt."""
-    import dataclasses
-
     from rlint.stages.correct import repair_branch
     from rlint.stages.repair import identify_by_repair
     from tests.stages.test_repair import PROBLEM, RIGHT, TASK, WRONG, ScriptedEngine, params, rollout_row
@@ -322,7 +318,7 @@ def test_the_repairer_is_trained_on_its_own_attempts_in_the_repair_context():
     base = params(strategy="repair")
 
     def train_set(weight):
-        p = dataclasses.replace(base, credit=dataclasses.replace(base.credit, repairer_weight=weight))
+        p = with_changes(base, credit=with_changes(base.credit, repairer_weight=weight))
         return build_train_set([right, wrong], [failure], [repair_branch(failure, wrong)], p, task=TASK, continuations=repaired.attempts,
                                repair_logprobs=old)
 
@@ -340,5 +336,5 @@ def test_the_repairer_is_trained_on_its_own_attempts_in_the_repair_context():
     assert [r["logprobs"] for r in attempts] == [a["logprobs"] for a in repaired.attempts]  # sampled after this very prompt
     # a failure whose attempts all share one outcome teaches the repairer nothing
     same = [dict(a, reward=0.0) for a in repaired.attempts]
-    p = dataclasses.replace(base, credit=dataclasses.replace(base.credit, repairer_weight=0.5))
+    p = with_changes(base, credit=with_changes(base.credit, repairer_weight=0.5))
     assert [r["kind"] for r in build_train_set([right, wrong], [failure], [], p, task=TASK, continuations=same)] == ["rollout", "rollout"]

@@ -112,7 +112,7 @@ class DataParallelVLLM:
                               f"it needs {self.replicas * settings.tensor_parallel_size} GPUs, this machine has {gpus}")
         cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
         context = multiprocessing.get_context("spawn")  # a fresh interpreter: no inherited CUDA or OpenMP state
-        one = replace(settings, data_parallel_size=1)
+        one = settings.model_copy(update={"data_parallel_size": 1})  # a VLLMConfig; 1 is valid
         started = time.monotonic()
         self._workers = []
         for rank in range(self.replicas):

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import shutil
 
-from rlint.config import Params, TaskConfig, load_params
+from rlint.config import Params, TaskConfig, load_params, with_changes
 from rlint.data import read_rows
 from rlint.stages import archive, evaluate, rollout
 from tests.conftest import REPO, make_workspace
@@ -44,9 +43,9 @@ def test_rollout_reports_right_rollouts_through_a_wrong_step(tmp_path):
 def test_a_task_without_step_checker_has_no_sound_accuracy(tmp_path, tiny_checkpoint):
     shutil.copytree(tiny_checkpoint, tmp_path / "checkpoints" / "round=1")
     base = Params()
-    params = dataclasses.replace(
+    params = with_changes(
         base, task=TaskConfig(name="dataset", path=str(REPO / "tests" / "fixtures" / "math_problems.jsonl"), id_field="id", heldout_share=0.25),
-        sampling=dataclasses.replace(base.sampling, max_new_tokens=8, engine="transformers"), evaluate=dataclasses.replace(base.evaluate, problems=2),
+        sampling=with_changes(base.sampling, max_new_tokens=8, engine="transformers"), evaluate=with_changes(base.evaluate, problems=2),
     )
     metrics = evaluate.run(params, 1, tmp_path)
     assert metrics["sound_accuracy"] is None and metrics["sound_accuracy_sem"] is None

@@ -52,10 +52,10 @@ def test_no_engine_is_started_when_no_failure_needs_samples(tmp_path, tiny_check
 def test_oracle_repair_locates_the_true_first_error_without_an_engine(tmp_path, tiny_checkpoint, monkeypatch):
     """mode oracle + mine.strategy repair: failures rows decided by the oracle repair, no sampling; correct and credit
     use them like self-repairs, and the repair's recomputed old log-probs are the policy's (the ratio starts at 1)."""
-    import dataclasses
     import shutil
 
     import rlint.engine
+    from rlint.config import with_changes
     from rlint.data import read_rows, write_rows
     from rlint.stages import correct, credit, mine, optimize
     from tests.stages.test_repair import PROBLEM, RIGHT, TASK, WRONG, ScriptedEngine, params, rollout_row
@@ -76,8 +76,8 @@ def test_oracle_repair_locates_the_true_first_error_without_an_engine(tmp_path, 
 
     monkeypatch.setattr(rlint.engine, "load_engine", no_engine)
     monkeypatch.setattr(correct, "load_engine", no_engine)
-    p = dataclasses.replace(params(strategy="repair", failures_per_problem=None), mode="oracle",
-                            optimize=dataclasses.replace(params().optimize, epochs=1, minibatch_size=8))
+    p = with_changes(params(strategy="repair", failures_per_problem=None), mode="oracle",
+                     optimize=with_changes(params().optimize, epochs=1, minibatch_size=8))
     metrics = mine.run(p, 1, root)
     assert metrics["failures"] == metrics["failures_located"] == 2 and metrics["localization_accuracy"] == 1.0
     assert metrics["mining_tokens"] == metrics["repair_tokens"] == metrics["continuations"] == 0

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
 
 import pytest
 
-from rlint.config import ConfigError, MineConfig, Params, SamplingConfig
+from rlint.config import ConfigError, MineConfig, Params, SamplingConfig, with_changes
 from rlint.engine import Sample
 from rlint.policy import build_char_tokenizer
 from rlint.stages.repair import check_repair_chat, identify_by_oracle_repair, identify_by_repair, repair_metrics, repair_prompt_ids
@@ -51,8 +50,8 @@ def rollout_row(engine, completion: str, finish_reason: str = "stop", rollout_id
 
 
 def params(**mine) -> Params:
-    base = Params(credit=dataclasses.replace(Params().credit, estimator="repair_diff"))
-    return dataclasses.replace(base, mine=MineConfig(**{"repair_samples": 3, **mine}), sampling=SamplingConfig(engine="transformers"))
+    base = Params(credit=with_changes(Params().credit, estimator="repair_diff"))
+    return with_changes(base, mine=MineConfig(**{"repair_samples": 3, **mine}), sampling=SamplingConfig(engine="transformers"))
 
 
 def test_a_verified_small_repair_locates_the_first_error():
@@ -261,9 +260,9 @@ def test_one_round_with_the_repair_strategy_runs_through_the_stages(tiny_checkpo
     import rlint.engine
 
     monkeypatch.setattr(rlint.engine, "load_engine", lambda checkpoint, sampling: engine)  # the mine stage's LazyEngine loads through it
-    p = dataclasses.replace(params(strategy="repair", repair_samples=2, failures_per_problem=None),
-                            optimize=dataclasses.replace(Params().optimize, epochs=1, minibatch_size=8))
-    p = dataclasses.replace(p, credit=dataclasses.replace(p.credit, repairer_weight=1.0))  # the repairer is trained too
+    p = with_changes(params(strategy="repair", repair_samples=2, failures_per_problem=None),
+                     optimize=with_changes(Params().optimize, epochs=1, minibatch_size=8))
+    p = with_changes(p, credit=with_changes(p.credit, repairer_weight=1.0))  # the repairer is trained too
     metrics = mine.run(p, 1, root)
     assert metrics["failures"] == 2 and metrics["failures_located"] == 2 and metrics["localization_accuracy"] == 1.0
     assert metrics["repair_success"] == 1.0 and metrics["repair_tokens"] == metrics["mining_tokens"] == 2 * 2 * (len(WRONG) + 1)
