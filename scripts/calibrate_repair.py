@@ -9,7 +9,7 @@ bootstrap with N steps) prints and records:
 - ``heldout_accuracy``: greedy, on ``--problems`` held-out problems (as the bootstrap stage scores it);
 - the policy's own failures: ``--samples`` completions per held-out problem at the sampling
   temperature; every failure not cut by the length limit gets ``mine.repair_samples`` repair
-  attempts through the mine stage's own code (rlint/stages/repair.py, the same gates);
+  attempts through the mine stage's own code (rlint/identify/repair.py, the same gates);
   ``repair_success`` is the share of them with a kept repair, ``loc_acc`` the share of located
   first errors equal to the ground truth, ``verified_edit_sizes`` the quartiles of the edit size of
   every verified attempt (what ``mine.repair_max_edit`` should admit);
@@ -41,7 +41,7 @@ from rlint.policy import save_policy
 from rlint.sft import train_sft
 from rlint.stages.bootstrap import embedded_policy
 from rlint.stages.common import seed_everything
-from rlint.stages.repair import identify_by_repair, repair_metrics
+from rlint.identify.repair import identify_by_repair, repair_metrics
 from rlint.steps import step_ends, token_texts
 from rlint.tasks import load_task
 

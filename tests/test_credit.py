@@ -282,8 +282,8 @@ def test_an_oracle_repair_is_credited_exactly_like_the_same_self_repair():
     import dataclasses
 
     from rlint.stages.correct import repair_branch
-    from rlint.stages.repair import identify_by_oracle_repair, identify_by_repair
-    from tests.stages.test_repair import PROBLEM, RIGHT, TASK, WRONG, ScriptedEngine, params, rollout_row
+    from rlint.identify.repair import identify_by_oracle_repair, identify_by_repair
+    from tests.identify.test_repair import PROBLEM, RIGHT, TASK, WRONG, ScriptedEngine, params, rollout_row
 
     engine = ScriptedEngine([RIGHT])
     right = dict(rollout_row(engine, RIGHT, rollout_id="r1-p-s0"), reward=1.0)
@@ -308,8 +308,8 @@ def test_the_repairer_is_trained_on_its_own_attempts_in_the_repair_context():
     import dataclasses
 
     from rlint.stages.correct import repair_branch
-    from rlint.stages.repair import identify_by_repair
-    from tests.stages.test_repair import PROBLEM, RIGHT, TASK, WRONG, ScriptedEngine, params, rollout_row
+    from rlint.identify.repair import identify_by_repair
+    from tests.identify.test_repair import PROBLEM, RIGHT, TASK, WRONG, ScriptedEngine, params, rollout_row
 
     engine = ScriptedEngine([WRONG.replace("51", "50"), RIGHT, WRONG.replace("51", "49")])
     right = dict(rollout_row(engine, RIGHT, rollout_id="r1-p-s0"), reward=1.0)
@@ -323,7 +323,7 @@ def test_the_repairer_is_trained_on_its_own_attempts_in_the_repair_context():
 
     def train_set(weight):
         p = dataclasses.replace(base, credit=dataclasses.replace(base.credit, repairer_weight=weight))
-        return build_train_set([right, wrong], [failure], [repair_branch(failure, wrong)], p, task=TASK, continuations=repaired.attempts,
+        return build_train_set([right, wrong], [failure], [repair_branch(failure, wrong)], p, task=TASK, continuations=repaired.continuations,
                                repair_logprobs=old)
 
     off, on = train_set(0.0), train_set(0.5)
@@ -337,8 +337,8 @@ def test_the_repairer_is_trained_on_its_own_attempts_in_the_repair_context():
     std = np.sqrt(2) / 3
     assert [r["advantages"][0] for r in attempts] == pytest.approx([-0.5 / 3 / std, 0.5 * 2 / 3 / std, -0.5 / 3 / std], rel=1e-5)
     assert all(len(set(r["advantages"])) == 1 and set(r["loss_weights"]) == {1.0} and not r["sft"] for r in attempts)
-    assert [r["logprobs"] for r in attempts] == [a["logprobs"] for a in repaired.attempts]  # sampled after this very prompt
+    assert [r["logprobs"] for r in attempts] == [a["logprobs"] for a in repaired.continuations]  # sampled after this very prompt
     # a failure whose attempts all share one outcome teaches the repairer nothing
-    same = [dict(a, reward=0.0) for a in repaired.attempts]
+    same = [dict(a, reward=0.0) for a in repaired.continuations]
     p = dataclasses.replace(base, credit=dataclasses.replace(base.credit, repairer_weight=0.5))
     assert [r["kind"] for r in build_train_set([right, wrong], [failure], [], p, task=TASK, continuations=same)] == ["rollout", "rollout"]

@@ -1,4 +1,4 @@
-"""Identify by repair in the mine stage: a scripted repairer (the policy is the part not under test)."""
+"""Identify by repair (rlint/identify/repair.py): a scripted repairer (the policy is the part not under test)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from rlint.config import ConfigError, MineConfig, Params, SamplingConfig
 from rlint.engine import Sample
 from rlint.policy import build_char_tokenizer
-from rlint.stages.repair import check_repair_chat, identify_by_oracle_repair, identify_by_repair, repair_metrics, repair_prompt_ids
+from rlint.identify.repair import check_repair_chat, identify_by_oracle_repair, identify_by_repair, repair_metrics, repair_prompt_ids
 from rlint.tasks import load_task
 from rlint.tasks.arithmetic import REPAIR_MARKER
 from rlint.tasks.base import Problem
@@ -76,11 +76,11 @@ def test_every_attempt_is_kept_as_a_continuation_of_the_repair_prompt():
     repaired = identify_by_repair([rollout_row(engine, WRONG)], engine, TASK, params(repair_samples=2), seed=0, round_id=1)
     (failure,) = repaired.failures
     assert engine.decode(failure["repair_prompt_token_ids"]) == PROBLEM.prompt + WRONG + REPAIR_MARKER
-    assert [a["continuation_id"] for a in repaired.attempts] == ["r1-p-s0-repair0", "r1-p-s0-repair1"]
-    assert [(a["stage"], a["failure_id"], a["reward"], a["completion"]) for a in repaired.attempts] == [
+    assert [a["continuation_id"] for a in repaired.continuations] == ["r1-p-s0-repair0", "r1-p-s0-repair1"]
+    assert [(a["stage"], a["failure_id"], a["reward"], a["completion"]) for a in repaired.continuations] == [
         ("repair", "r1-p-s0", 0.0, WRONG.replace("51", "50")), ("repair", "r1-p-s0", 1.0, RIGHT)]
-    assert all(len(a["logprobs"]) == len(a["token_ids"]) for a in repaired.attempts)
-    assert sum(len(a["token_ids"]) for a in repaired.attempts) == failure["tokens_spent"]
+    assert all(len(a["logprobs"]) == len(a["token_ids"]) for a in repaired.continuations)
+    assert sum(len(a["token_ids"]) for a in repaired.continuations) == failure["tokens_spent"]
 
 
 def test_gates_refuse_rewrites_unverified_attempts_and_truncated_failures():
