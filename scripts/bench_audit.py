@@ -50,7 +50,7 @@ def _table(dataset: str, columns: dict) -> pa.Table:
 
 
 def advantage_summaries(adv: np.ndarray, weights: np.ndarray) -> dict[str, pa.Array]:
-    """The train set's per-row summary columns, as rlint.stages.credit.advantage_summary gives them, for (rows, tokens) arrays."""
+    """The train set's per-row summary columns, as rlint.train_set.advantage_summary gives them, for (rows, tokens) arrays."""
     values, trained = adv.astype(np.float32).astype(np.float64), weights.astype(np.float32) > 0
     none = trained.sum(1) == 0
     return {

@@ -5,7 +5,7 @@ import pytest
 
 from rlint.config import Params
 from rlint.credit import branch_token_advantages, failure_token_advantages, group_outcome_advantages
-from rlint.stages.credit import build_train_set
+from rlint.train_set import build_train_set
 
 
 def test_grpo_by_hand():
@@ -112,12 +112,14 @@ def test_estimators_match_token_loops_over_random_rounds():
     for seed in range(40):
         inputs = _random_round(np.random.default_rng(seed), with_probs=True)
         for name, scale in (("grpo", True), ("drgrpo", False)):
-            rollouts, branches = ESTIMATORS[name].fn(inputs, cfg)
-            assert branches == []
+            credit = ESTIMATORS[name].fn(inputs, cfg)
+            rollouts = credit.rollouts
+            assert credit.branches == [] and credit.continuations == []
             for i, (adv, w) in enumerate(rollouts):
                 assert len(adv) == inputs.n_tokens[i] and np.all(w == 1)
                 np.testing.assert_allclose(adv, _loop_outcome(inputs, i, scale, cfg.epsilon), rtol=1e-5, atol=1e-6)
-        rollouts, branches = ESTIMATORS["internalized"].fn(inputs, cfg)
+        credit = ESTIMATORS["internalized"].fn(inputs, cfg)
+        rollouts, branches = credit.rollouts, credit.branches
         for i, (adv, w) in enumerate(rollouts):
             a = _loop_outcome(inputs, i, True, cfg.epsilon)
             f = inputs.failures.get(i)
@@ -134,7 +136,7 @@ def test_estimators_match_token_loops_over_random_rounds():
                         want, weight = a, 0.25
                 assert adv[t] == pytest.approx(want, rel=1e-5, abs=1e-6) and w[t] == pytest.approx(weight)
         assert [b[0].tolist() for b in branches] == [pytest.approx([1.5 * (1.0 - b.value_before)] * b.n_tokens) for b in inputs.branches]
-        rollouts, _ = ESTIMATORS["info_gain"].fn(inputs, cfg)
+        rollouts = ESTIMATORS["info_gain"].fn(inputs, cfg).rollouts
         for i, (adv, w) in enumerate(rollouts):
             a, probs, ends = _loop_outcome(inputs, i, True, cfg.epsilon), inputs.answer_probs[i], inputs.step_ends[i]
             for t in range(inputs.n_tokens[i]):
@@ -207,7 +209,7 @@ def test_answer_probabilities_match_a_direct_forward(tiny_checkpoint):
     import torch
 
     from rlint.policy import load_policy
-    from rlint.stages.credit import answer_probabilities
+    from rlint.credit_scores import answer_probabilities
 
     model, tokenizer = load_policy(tiny_checkpoint)
     model.eval()
@@ -243,7 +245,7 @@ def _continuation(cid, failure_id, steps, offset, reward, tokens):
 
 
 def test_good_prefix_continuations_by_hand():
-    from rlint.stages.credit import good_prefix_continuations
+    from rlint.train_set import good_prefix_continuations
 
     failures = [{"failure_id": "f", "first_error_step": 3, "value_before": 0.25, "probe_steps": [2, 1], "probe_values": [0.5, 0.75]},
                 {"failure_id": "u", "first_error_step": None, "value_before": None, "probe_steps": [0], "probe_values": [0.0]}]
@@ -342,3 +344,16 @@ def test_the_repairer_is_trained_on_its_own_attempts_in_the_repair_context():
     same = [dict(a, reward=0.0) for a in repaired.continuations]
     p = dataclasses.replace(base, credit=dataclasses.replace(base.credit, repairer_weight=0.5))
     assert [r["kind"] for r in build_train_set([right, wrong], [failure], [], p, task=TASK, continuations=same)] == ["rollout", "rollout"]
+
+
+def test_continuations_are_credited_apart_from_branches_and_a_name_registers_once():
+    from rlint.credit import register_estimator
+
+    cfg = CreditConfig(branch_weight=2.0, continuation_weight=0.5)
+    inputs = CreditInputs(np.array([1.0, 0.0]), np.array([0, 0]), [3, 4], [[3], [2, 4]], {1: LocatedFailure(2, 0.5, 0.0)},
+                          [BranchInput(1, 2, 1.0, 0.5)], continuations=[BranchInput(1, 3, 0.0, 0.5, "continuation")])
+    credit = ESTIMATORS["internalized"].fn(inputs, cfg)
+    assert len(credit.rollouts) == 2 and len(credit.branches) == 1 and len(credit.continuations) == 1
+    assert credit.branches[0][0].tolist() == [1.0, 1.0] and credit.continuations[0][0].tolist() == [-0.25] * 3
+    with pytest.raises(ValueError, match="twice"):
+        register_estimator("grpo")(lambda inputs, cfg: None)

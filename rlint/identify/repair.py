@@ -152,7 +152,7 @@ def identify_by_oracle_repair(rows: list[dict], task, tokenizer, round_id: int) 
     its own repairs). A failure cut by the length limit is not repaired, as for a self-repair (the
     step checker reads a cut line as wrong). ``repair_logprobs`` are zeros: a repair's "old"
     log-probabilities are recomputed under the original prompt by the credit stage whatever
-    produced it (rlint/stages/credit.py ``repair_old_logprobs``), so the optimize ratio starts at 1.
+    produced it (rlint/credit_scores.py ``repair_old_logprobs``), so the optimize ratio starts at 1.
 
     ``decided_by``: "oracle_repair" (located), "oracle_none" (no true first error), "oracle_in_prefix"
     (the true first error is inside the archived prefix), "oracle_truncated", "oracle_unverified"

@@ -193,7 +193,8 @@ import torch  # noqa: E402
 from rlint.policy import load_policy  # noqa: E402
 from rlint.scoring import target_logprobs, target_token_logprobs  # noqa: E402
 from rlint.stages.correct import repair_branch  # noqa: E402
-from rlint.stages.credit import build_train_set, repair_old_logprobs  # noqa: E402
+from rlint.credit_scores import repair_old_logprobs  # noqa: E402
+from rlint.train_set import build_train_set  # noqa: E402
 
 
 def test_per_token_scores_sum_to_the_sequence_score(tiny_checkpoint):
