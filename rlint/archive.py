@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from rlint.sequences import of_prefix
 from rlint.steps import prefix_offset
 
 HARD = ("uncorrected", "unlocated")  # corrections.status values that make a failure a hard case
@@ -40,7 +41,7 @@ def new_entries(rollouts: list[dict], failures: list[dict], corrections: list[di
             continue
         steps = failure["first_error_step"] - 1 if failure["first_error_step"] is not None else 0
         offset = prefix_offset(rollout["step_ends"], steps)
-        context = list(rollout["prompt_token_ids"]) + list(rollout["token_ids"][:offset])
+        context = of_prefix(rollout, offset).context_ids
         key = (rollout["problem_id"], tuple(context))
         if key in entries:
             continue

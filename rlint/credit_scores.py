@@ -10,8 +10,7 @@ import math
 import numpy as np
 
 from rlint.credit import reasoning_steps
-from rlint.steps import prefix_context
-from rlint.train_set import original_prompt
+from rlint.sequences import of_branch, of_prefix
 
 
 def answer_probabilities(rollouts: list[dict], model, tokenizer, answer_text, batch_size: int, temperature: float) -> list[np.ndarray]:
@@ -23,7 +22,7 @@ def answer_probabilities(rollouts: list[dict], model, tokenizer, answer_text, ba
         answer_ids = tokenizer.encode(answer_text(rollout["answer"]), add_special_tokens=False)
         ends = [0] + list(rollout["step_ends"])
         for j in range(reasoning_steps(len(rollout["step_ends"])) + 1):
-            contexts.append(prefix_context(rollout, ends[j]))
+            contexts.append(of_prefix(rollout, ends[j]).context_ids)
             targets.append(answer_ids)
             owners.append(i)
     logprobs = target_logprobs(model, contexts, targets, tokenizer.pad_token_id, batch_size, temperature)
@@ -46,6 +45,6 @@ def repair_old_logprobs(branches: list[dict], parents: dict[str, dict], model, p
     repairs = [b for b in branches if b.get("kind") == "repair"]
     if not repairs:
         return {}
-    contexts = [original_prompt(parents[b["parent_rollout_id"]]) for b in repairs]
+    contexts = [of_branch(parents[b["parent_rollout_id"]], b).context_ids for b in repairs]
     scored = target_token_logprobs(model, contexts, [list(b["token_ids"]) for b in repairs], pad_id, batch_size, temperature)
     return {b["branch_id"]: values.tolist() for b, values in zip(repairs, scored)}

@@ -19,7 +19,8 @@ import numpy as np
 from rlint.config import Params
 from rlint.credit import ESTIMATORS, BranchInput, CreditInputs, LocatedFailure, group_outcome_advantages, watermark_gains
 from rlint.repair import REPAIR_LOCATED, unflatten_spans
-from rlint.steps import prefix_context, prefix_offset, step_char_ends
+from rlint.sequences import of_branch, of_continuation
+from rlint.steps import prefix_offset, step_char_ends
 from rlint.tasks import load_task
 
 log = logging.getLogger(__name__)
@@ -118,17 +119,17 @@ def build_train_set(rollouts: list[dict], failures: list[dict], branches: list[d
             if logprobs is None:
                 raise ValueError(f"repair branch {branch['branch_id']}: old log-probabilities under the original prompt are missing")
             sft = branch["reward"] == 1.0 and task.well_formed(branch["completion"])
-            rows.append(_row(branch["branch_id"], "repair", parent, original_prompt(parent), branch["token_ids"], logprobs, advantages, weights,
+            rows.append(_row(branch["branch_id"], "repair", parent, of_branch(parent, branch).context_ids, branch["token_ids"], logprobs, advantages, weights,
                              branch["reward"], sft))
             continue
         # the parent's good prefix is context (no loss): its tokens are trained once, in the parent's row
-        context = prefix_context(parent, branch["branch_token_offset"])
+        context = of_branch(parent, branch).context_ids
         text = replay_prefixes.get(parent["rollout_id"], "") + _prefix_text(parent["completion"], task.step_delimiter, branch["branch_step"], task.merge_empty_steps) + branch["completion"]
         sft = branch["reward"] == 1.0 and task.well_formed(text)
         rows.append(_row(branch["branch_id"], "branch", parent, context, branch["token_ids"], branch["logprobs"], advantages, weights, branch["reward"], sft))
     for (cont, _), (advantages, weights) in zip(extra, credit.continuations):
         parent = parents[cont["failure_id"]]
-        context = prefix_context(parent, cont["prefix_token_count"])
+        context = of_continuation(parent, cont).context_ids
         text = replay_prefixes.get(parent["rollout_id"], "") + _prefix_text(parent["completion"], task.step_delimiter, cont["prefix_steps"], task.merge_empty_steps) + cont["completion"]
         sft = cont["reward"] == 1.0 and task.well_formed(text)
         rows.append(_row(cont["continuation_id"], "continuation", parent, context, cont["token_ids"], cont["logprobs"], advantages, weights, cont["reward"], sft))
@@ -160,16 +161,6 @@ def repairer_rows(failures: list[dict], attempts: list[dict], rollouts: dict[str
                          attempt["token_ids"], attempt["logprobs"], np.full(n, advantage, dtype=np.float32), np.ones(n, dtype=np.float32),
                          attempt["reward"], False))
     return rows
-
-
-def original_prompt(rollout: dict) -> list[int]:
-    """The problem's own prompt ids: a replayed rollout's prompt without the archived prefix at its end.
-
-    >>> original_prompt({"prompt_token_ids": [1, 2, 3, 4], "prefix_token_count": 2}), original_prompt({"prompt_token_ids": [1, 2], "prefix_token_count": 0})
-    ([1, 2], [1, 2])
-    """
-    ids = list(rollout["prompt_token_ids"])
-    return ids[:len(ids) - (rollout.get("prefix_token_count") or 0)]
 
 
 def _prefix_text(completion: str, delimiter: str, steps: int, merge_empty: bool = False) -> str:

@@ -28,6 +28,7 @@ from rlint.config import ConfigError, Params
 from rlint.engine import SamplingRequest
 from rlint.identify.result import Identified, failure_row
 from rlint.repair import Alignment, align, choose_repair, flatten_spans, gate, oracle_repair, reference_tail, repairable, step_of
+from rlint.sequences import of_rollout
 from rlint.steps import prefix_offset, step_char_ends
 from rlint.tasks.base import Problem
 
@@ -86,8 +87,7 @@ def identify_by_repair(rows: list[dict], engine, task, params: Params, seed: int
     for row in rows:
         if not row["step_ends"] or not repairable(row["finish_reason"]):
             continue
-        n_prefix = row["prefix_token_count"]
-        prefix = list(row["prompt_token_ids"][len(row["prompt_token_ids"]) - n_prefix:]) if n_prefix else []
+        prefix = of_rollout(row).archived_ids
         ids = repair_prompt_ids(task, tokenizer, row["problem_id"], row["prompt"], engine.decode(prefix + list(row["token_ids"])))
         if context is not None and len(ids) >= context:
             key = "task.repair_template" if task.name == "dataset" else "sampling.max_new_tokens"
@@ -166,9 +166,9 @@ def identify_by_oracle_repair(rows: list[dict], task, tokenizer, round_id: int) 
         if refused:
             out.append(_row(row, round_id, refused))
             continue
-        n_prefix = row["prefix_token_count"]
-        prefix = list(row["prompt_token_ids"][len(row["prompt_token_ids"]) - n_prefix:]) if n_prefix else []
-        failed = prefix + list(row["token_ids"])
+        view = of_rollout(row)
+        prefix, n_prefix = view.archived_ids, len(view.archived_ids)
+        failed = view.scored_ids
         good = min(true_step - 1, len(ends))
         if good and tokenizer.decode(failed[:n_prefix + prefix_offset(ends, good)], skip_special_tokens=True)[-len(task.step_delimiter):] != task.step_delimiter:
             good -= 1  # an unfinished last line (no delimiter) is rewritten from its start

@@ -13,6 +13,7 @@ from rlint.config import Params
 from rlint.engine import SamplingRequest
 from rlint.identify.result import Identified, failure_row
 from rlint.mining import Continuation, FailureSearch, PrefixPool, locate_first_errors, prefix_value
+from rlint.sequences import of_rollout
 from rlint.steps import prefix_offset
 
 
@@ -68,7 +69,7 @@ def identify_by_search(failures: list[dict], rollouts: list[dict], engine, task,
     searches = failure_searches(failures)
     pools = build_pools(rollouts)
     # the verifier scores everything after the problem's own prompt (an archived prefix included)
-    prompt_lengths = {row["problem_id"]: len(row["prompt_token_ids"]) - row["prefix_token_count"] for row in rollouts}
+    prompt_lengths = {row["problem_id"]: len(of_rollout(row).prompt_ids) for row in rollouts}
     answers = {row["problem_id"]: row["answer"] for row in rollouts}
     sample = make_sampler(engine, task, params, answers, prompt_lengths, seed)
     m = params.mine.continuations_per_probe

@@ -15,6 +15,7 @@ from rlint.config import Params
 from rlint.credit import ESTIMATORS
 from rlint.credit_scores import answer_probabilities, repair_old_logprobs
 from rlint.data import read_rows, write_rows
+from rlint.sequences import of_rollout
 from rlint.stages.common import checkpoint_path, metrics_path, write_json_atomic
 from rlint.tasks import load_task
 from rlint.train_set import build_train_set, credit_metrics
@@ -61,4 +62,4 @@ def replay_prefixes(rollouts: list[dict], checkpoint: Path) -> dict[str, str]:
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(checkpoint)
-    return {r["rollout_id"]: tokenizer.decode(r["prompt_token_ids"][-r["prefix_token_count"]:], skip_special_tokens=True) for r in replays}
+    return {r["rollout_id"]: tokenizer.decode(of_rollout(r).archived_ids, skip_special_tokens=True) for r in replays}
