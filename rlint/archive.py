@@ -49,7 +49,7 @@ def new_entries(rollouts: list[dict], failures: list[dict], corrections: list[di
             "archive_id": failure["failure_id"], "round": round_id, "origin_round": round_id,
             "problem_id": rollout["problem_id"], "failure_id": failure["failure_id"],
             "prompt": rollout["prompt"], "answer": rollout["answer"],
-            "context_token_ids": context, "prefix_token_count": offset, "prefix_steps": steps,
+            "context_token_ids": context, "archived_prefix_token_count": offset, "prefix_steps": steps,
             "reason": reason, "status": "open", "replays": 0, "solved_round": None,
             "true_first_error_step": rollout["true_first_error_step"],
         }

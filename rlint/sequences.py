@@ -51,20 +51,20 @@ def _split(ids, archived: int | None) -> tuple[list[int], list[int]]:
 def of_rollout(rollout: dict) -> SequenceView:
     """A row of ``rollouts``, fresh or replayed.
 
-    >>> v = of_rollout({"prompt_token_ids": [1, 2, 7, 8], "prefix_token_count": 2, "token_ids": [9]})
+    >>> v = of_rollout({"prompt_token_ids": [1, 2, 7, 8], "archived_prefix_token_count": 2, "token_ids": [9]})
     >>> v.prompt_ids, v.archived_ids, v.context_ids, v.scored_ids
     ([1, 2], [7, 8], [1, 2, 7, 8], [7, 8, 9])
-    >>> of_rollout({"prompt_token_ids": [1, 2], "prefix_token_count": 0, "token_ids": [3]}).full_ids
+    >>> of_rollout({"prompt_token_ids": [1, 2], "archived_prefix_token_count": 0, "token_ids": [3]}).full_ids
     [1, 2, 3]
     """
-    prompt, archived = _split(rollout["prompt_token_ids"], rollout.get("prefix_token_count"))
+    prompt, archived = _split(rollout["prompt_token_ids"], rollout.get("archived_prefix_token_count"))
     return SequenceView(prompt, archived, [], list(rollout["token_ids"]))
 
 
 def of_prefix(rollout: dict, offset: int) -> SequenceView:
     """The context a continuation of the rollout's first ``offset`` completion tokens is sampled from (no completion yet).
 
-    >>> of_prefix({"prompt_token_ids": [1, 2], "prefix_token_count": 0, "token_ids": [3, 4, 5]}, 2).context_ids
+    >>> of_prefix({"prompt_token_ids": [1, 2], "archived_prefix_token_count": 0, "token_ids": [3, 4, 5]}, 2).context_ids
     [1, 2, 3, 4]
     """
     view = of_rollout(rollout)
@@ -74,7 +74,7 @@ def of_prefix(rollout: dict, offset: int) -> SequenceView:
 def of_continuation(parent: dict, continuation: dict) -> SequenceView:
     """A mining continuation (``stage: "mine"``) of its parent rollout.
 
-    >>> parent = {"prompt_token_ids": [1, 7], "prefix_token_count": 1, "token_ids": [3, 4, 5]}
+    >>> parent = {"prompt_token_ids": [1, 7], "archived_prefix_token_count": 1, "token_ids": [3, 4, 5]}
     >>> v = of_continuation(parent, {"prefix_token_count": 1, "token_ids": [6], "stage": "mine"})
     >>> v.context_ids, v.scored_ids
     ([1, 7, 3], [7, 3, 6])
@@ -87,7 +87,7 @@ def of_continuation(parent: dict, continuation: dict) -> SequenceView:
 def of_branch(parent: dict, branch: dict) -> SequenceView:
     """A branch of its parent rollout: a search branch continues the last good prefix, a repair the problem's own prompt.
 
-    >>> parent = {"prompt_token_ids": [1, 7], "prefix_token_count": 1, "token_ids": [3, 4, 5]}
+    >>> parent = {"prompt_token_ids": [1, 7], "archived_prefix_token_count": 1, "token_ids": [3, 4, 5]}
     >>> of_branch(parent, {"kind": "search", "branch_token_offset": 2, "token_ids": [6]}).context_ids
     [1, 7, 3, 4]
     >>> v = of_branch(parent, {"kind": "repair", "branch_token_offset": 0, "token_ids": [7, 3, 6]})
@@ -102,8 +102,8 @@ def of_branch(parent: dict, branch: dict) -> SequenceView:
 def of_archive_entry(entry: dict) -> SequenceView:
     """An ``archive`` entry: the problem's prompt and the archived good prefix a replay starts after (no completion).
 
-    >>> of_archive_entry({"context_token_ids": [1, 2, 3], "prefix_token_count": 1}).archived_ids
+    >>> of_archive_entry({"context_token_ids": [1, 2, 3], "archived_prefix_token_count": 1}).archived_ids
     [3]
     """
-    prompt, archived = _split(entry["context_token_ids"], entry["prefix_token_count"])
+    prompt, archived = _split(entry["context_token_ids"], entry["archived_prefix_token_count"])
     return SequenceView(prompt, archived)

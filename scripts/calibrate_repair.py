@@ -59,7 +59,7 @@ def own_failures(engine, task, problems, samples: int, max_new_tokens: int, temp
             rows.append({"rollout_id": f"{problem.problem_id}-s{j}", "problem_id": problem.problem_id, "prompt": problem.prompt,
                          "answer": problem.answer, "prompt_token_ids": engine.encode(problem.prompt), "token_ids": sample.token_ids,
                          "step_ends": step_ends(token_texts(engine.tokenizer, sample.token_ids), task.step_delimiter),
-                         "finish_reason": sample.finish_reason, "prefix_token_count": 0,
+                         "finish_reason": sample.finish_reason, "archived_prefix_token_count": 0,
                          "true_first_error_step": task.first_error_step(problem, completion)})
     return rows
 

@@ -232,7 +232,7 @@ def test_answer_probabilities_match_a_direct_forward(tiny_checkpoint):
 
 
 def test_sft_gate_reads_a_replayed_rollout_with_its_archived_prefix():
-    replay = {**_rollout(0, "p", 1.0, completion="A:4\n"), "prefix_token_count": 12}
+    replay = {**_rollout(0, "p", 1.0, completion="A:4\n"), "archived_prefix_token_count": 12}
     rows = build_train_set([replay, _rollout(1, "p", 0.0)], [], [], Params(mode="internalized"))
     assert rows[0]["sft"] is False  # the completion alone has no reasoning line
     rows = build_train_set([replay, _rollout(1, "p", 0.0)], [], [], Params(mode="internalized"), replay_prefixes={replay["rollout_id"]: "1+1=2\n2+2=4\n"})

@@ -6,8 +6,8 @@ import pytest
 
 from rlint.sequences import SequenceView, of_archive_entry, of_branch, of_continuation, of_prefix, of_rollout
 
-FRESH = {"prompt_token_ids": [1, 2], "prefix_token_count": 0, "token_ids": [10, 11, 12, 13]}
-REPLAYED = {"prompt_token_ids": [1, 2, 7, 8], "prefix_token_count": 2, "token_ids": [20, 21, 22]}
+FRESH = {"prompt_token_ids": [1, 2], "archived_prefix_token_count": 0, "token_ids": [10, 11, 12, 13]}
+REPLAYED = {"prompt_token_ids": [1, 2, 7, 8], "archived_prefix_token_count": 2, "token_ids": [20, 21, 22]}
 
 
 def test_a_fresh_rollout_is_prompt_then_completion():
@@ -42,5 +42,5 @@ def test_a_search_branch_continues_the_last_good_prefix_and_a_repair_the_problem
 
 
 def test_an_archive_entry_is_the_prompt_and_the_prefix_a_replay_starts_after():
-    v = of_archive_entry({"context_token_ids": [1, 2, 7, 8], "prefix_token_count": 2})
+    v = of_archive_entry({"context_token_ids": [1, 2, 7, 8], "archived_prefix_token_count": 2})
     assert v.prompt_ids == [1, 2] and v.archived_ids == [7, 8] and v.context_ids == [1, 2, 7, 8] and v.completion_ids == []

@@ -56,7 +56,7 @@ def run(params: Params, round_id: int, root: Path) -> dict:
 
 def replay_prefixes(rollouts: list[dict], checkpoint: Path) -> dict[str, str]:
     """Text of the archived prefix at the end of each replayed rollout's context (decoded with the policy's tokenizer)."""
-    replays = [r for r in rollouts if r.get("prefix_token_count")]
+    replays = [r for r in rollouts if r.get("archived_prefix_token_count")]
     if not replays:
         return {}
     from transformers import AutoTokenizer

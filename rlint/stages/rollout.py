@@ -66,7 +66,7 @@ def rollout_rows(engine, task, problems, samples, round_id: int, replays: list[d
                 "reward": task.reward(scored, problem.answer),
                 "true_first_error_step": None if true_step is None else max(0, true_step - prefix_steps),
                 "archive_id": None if entry is None else entry["archive_id"],
-                "prefix_token_count": len(archived),
+                "archived_prefix_token_count": len(archived),
             })
     return rows
 

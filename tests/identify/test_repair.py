@@ -47,7 +47,7 @@ def rollout_row(engine, completion: str, finish_reason: str = "stop", rollout_id
     ends = [i + 1 for i, c in enumerate(completion) if c == "\n"]
     return {"rollout_id": rollout_id, "problem_id": "p", "prompt": PROBLEM.prompt, "answer": PROBLEM.answer,
             "prompt_token_ids": engine.encode(PROBLEM.prompt), "token_ids": ids, "step_ends": ends, "finish_reason": finish_reason,
-            "prefix_token_count": 0, "true_first_error_step": TASK.first_error_step(PROBLEM, completion)}
+            "archived_prefix_token_count": 0, "true_first_error_step": TASK.first_error_step(PROBLEM, completion)}
 
 
 def params(**mine) -> Params:
@@ -102,7 +102,7 @@ def test_a_replayed_failure_is_repaired_whole_and_diffed_after_its_prefix():
     row = rollout_row(engine, WRONG)
     cut = len("12+7=19\n")  # the archived prefix: the first step
     row["prompt_token_ids"] = row["prompt_token_ids"] + row["token_ids"][:cut]
-    row["token_ids"], row["prefix_token_count"] = row["token_ids"][cut:], cut
+    row["token_ids"], row["archived_prefix_token_count"] = row["token_ids"][cut:], cut
     row["step_ends"] = [e - cut for e in row["step_ends"][1:]]
     (out,) = identify_by_repair([row], engine, TASK, params(), seed=0, round_id=1).failures
     assert engine.prompts == [PROBLEM.prompt + WRONG + REPAIR_MARKER]  # the whole attempt is shown
@@ -167,7 +167,7 @@ def test_the_oracle_repair_of_a_replayed_failure_keeps_its_archived_prefix():
     cut = len("12+7=19\n")  # the archived prefix: the first step
     row["prompt"] = PROBLEM.prompt + WRONG[:cut]
     row["prompt_token_ids"] = row["prompt_token_ids"] + row["token_ids"][:cut]
-    row["token_ids"], row["prefix_token_count"] = row["token_ids"][cut:], cut
+    row["token_ids"], row["archived_prefix_token_count"] = row["token_ids"][cut:], cut
     row["step_ends"], row["true_first_error_step"] = [e - cut for e in row["step_ends"][1:]], 1
     (out,) = identify_by_oracle_repair([row], TASK, engine.tokenizer, round_id=1)
     assert out["decided_by"] == "oracle_repair" and out["first_error_step"] == 1  # counted after the prefix
