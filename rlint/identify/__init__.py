@@ -4,9 +4,9 @@ Every strategy has one signature, ``identify(failures, rollouts, engine, task, p
 round_id) -> Identified`` (rlint/identify/result.py), and is registered in :data:`IDENTIFY` under
 the name ``mine.strategy`` uses:
 
-- ``search`` (rlint/identify/search.py) bisects over steps with Monte Carlo continuations
+- ``search`` (``rlint.identify.search.identify``) bisects over steps with Monte Carlo continuations
   (the method: rlint/mining.py);
-- ``repair`` (rlint/identify/repair.py) asks the policy to repair each failure and diffs the
+- ``repair`` (``rlint.identify.repair.identify``) asks the policy to repair each failure and diffs the
   two (the method: rlint/repair.py).
 
 Mode ``oracle`` is a mode of each strategy, filling the same rows: the first error comes from
@@ -20,12 +20,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from rlint.identify.repair import identify_repair, repair_metrics
+from rlint.identify import repair, search
+from rlint.identify.repair import repair_metrics
 from rlint.identify.result import Identified
-from rlint.identify.search import identify_by_search
 
 # mine.strategy -> identify(failures, rollouts, engine, task, params, seed, round_id) -> Identified
-IDENTIFY = {"search": identify_by_search, "repair": identify_repair}
+IDENTIFY = {"search": search.identify, "repair": repair.identify}
 
 __all__ = ["IDENTIFY", "Identified", "identify_metrics", "select_failures"]
 

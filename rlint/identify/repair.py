@@ -33,7 +33,7 @@ from rlint.steps import prefix_offset, step_char_ends
 from rlint.tasks.base import Problem
 
 
-def identify_repair(failures: list[dict], rollouts: list[dict], engine, task, params: Params, seed: int, round_id: int) -> Identified:
+def identify(failures: list[dict], rollouts: list[dict], engine, task, params: Params, seed: int, round_id: int) -> Identified:
     """The policy repairs each failed rollout of ``failures``, or in mode ``oracle`` the reference chain does from the true
     first error (nothing sampled, no engine started); the token difference locates the first error."""
     from transformers import AutoTokenizer

@@ -64,7 +64,7 @@ def failure_searches(failures: list[dict]) -> list[FailureSearch]:
     ]
 
 
-def identify_by_search(failures: list[dict], rollouts: list[dict], engine, task, params: Params, seed: int, round_id: int) -> Identified:
+def identify(failures: list[dict], rollouts: list[dict], engine, task, params: Params, seed: int, round_id: int) -> Identified:
     """Search (``mine.search``) over prefix values, or the ground-truth first error in mode ``oracle``."""
     searches = failure_searches(failures)
     pools = build_pools(rollouts)
