@@ -71,8 +71,9 @@ def same_content(old: Path, new: Path, renames: dict[str, str]) -> bool:
     import pyarrow.parquet as pq
 
     before, after = pq.read_table(old), pq.read_table(new)
+    metadata = before.schema.metadata  # rename_columns drops it
     before = before.rename_columns([renames.get(name, name) for name in before.column_names])
-    return before.schema.metadata == after.schema.metadata and before.equals(after)
+    return metadata == after.schema.metadata and before.equals(after)
 
 
 def compare_files(kept: Path, now: dict[str, Path], renames: dict[str, str], renamed_tables: set[str]) -> list[str]:
