@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from rlint.sequences import of_prefix
 from rlint.steps import prefix_offset
 
 HARD = ("uncorrected", "unlocated")  # corrections.status values that make a failure a hard case
@@ -40,7 +41,7 @@ def new_entries(rollouts: list[dict], failures: list[dict], corrections: list[di
             continue
         steps = failure["first_error_step"] - 1 if failure["first_error_step"] is not None else 0
         offset = prefix_offset(rollout["step_ends"], steps)
-        context = list(rollout["prompt_token_ids"]) + list(rollout["token_ids"][:offset])
+        context = of_prefix(rollout, offset).context_ids
         key = (rollout["problem_id"], tuple(context))
         if key in entries:
             continue
@@ -48,7 +49,7 @@ def new_entries(rollouts: list[dict], failures: list[dict], corrections: list[di
             "archive_id": failure["failure_id"], "round": round_id, "origin_round": round_id,
             "problem_id": rollout["problem_id"], "failure_id": failure["failure_id"],
             "prompt": rollout["prompt"], "answer": rollout["answer"],
-            "context_token_ids": context, "prefix_token_count": offset, "prefix_steps": steps,
+            "context_token_ids": context, "archived_prefix_token_count": offset, "prefix_steps": steps,
             "reason": reason, "status": "open", "replays": 0, "solved_round": None,
             "true_first_error_step": rollout["true_first_error_step"],
         }

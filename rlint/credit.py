@@ -6,8 +6,8 @@ Two layers, both pure functions over arrays:
   shape ``(T,)`` (:func:`outcome_token_advantages`, :func:`failure_token_advantages`,
   :func:`branch_token_advantages`, :func:`info_gain_token_advantages`), except
   :func:`group_outcome_advantages`, which works on a whole batch of sequence rewards;
-- **estimators** turn a round (:class:`CreditInputs`) into per-token credit for every rollout and
-  branch; each is registered under the name ``credit.estimator`` uses (:data:`ESTIMATORS`):
+- **estimators** turn a round (:class:`CreditInputs`) into per-token credit for every rollout,
+  branch and continuation (:class:`Credit`); each is registered under the name ``credit.estimator`` uses (:data:`ESTIMATORS`):
 
   ``grpo``          group-normalised outcome advantage on every token (Shao et al. 2024, arXiv 2402.03300);
   ``drgrpo``        the same without the std scaling (Dr. GRPO, Liu et al. 2025, arXiv 2503.20783);
@@ -179,20 +179,30 @@ class BranchInput:
 
 @dataclass(frozen=True)
 class CreditInputs:
-    """What an estimator sees of one round: N rollouts, their located failures, M branches."""
+    """What an estimator sees of one round: N rollouts, their located failures, M branches, C continuations."""
 
     rewards: np.ndarray  # (N,) float, NaN: unscorable (counted as 0)
     group_ids: np.ndarray  # (N,) the problem of each rollout
     n_tokens: list[int]  # (N,) completion tokens
     step_ends: list[list[int]]  # N lists of exclusive step ends
     failures: dict[int, LocatedFailure] = field(default_factory=dict)  # rollout index -> located first error
-    branches: list[BranchInput] = field(default_factory=list)
+    branches: list[BranchInput] = field(default_factory=list)  # corrected branches and repairs (kind "branch", "repair")
     answer_probs: list[np.ndarray] | None = None  # info_gain: N arrays (R_i + 1,), see watermark_gains
+    continuations: list[BranchInput] = field(default_factory=list)  # mining samples from a good prefix (kind "continuation")
+
+
+@dataclass(frozen=True)
+class Credit:
+    """What an estimator returns: one TokenCredit per rollout, per branch and per continuation of its CreditInputs, in order."""
+
+    rollouts: list[TokenCredit]
+    branches: list[TokenCredit] = field(default_factory=list)
+    continuations: list[TokenCredit] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
 class Estimator:
-    fn: Callable  # (CreditInputs, cfg) -> (rollout credit: N TokenCredits, branch credit: M TokenCredits)
+    fn: Callable  # (CreditInputs, cfg) -> Credit
     uses_mining: bool  # consumes mined failures and corrected branches
     needs_answer_probs: bool  # the credit stage must score the reference answer after each step
 
@@ -201,7 +211,7 @@ ESTIMATORS: dict[str, Estimator] = {}
 
 
 def register_estimator(name: str, uses_mining: bool = False, needs_answer_probs: bool = False):
-    """Register an estimator ``(inputs: CreditInputs, cfg: CreditConfig) -> (list[TokenCredit], list[TokenCredit])``.
+    """Register an estimator ``(inputs: CreditInputs, cfg: CreditConfig) -> Credit``.
 
     ``name`` must be listed in ``rlint.config.names.ESTIMATORS`` (and in ESTIMATORS_USING_MINING exactly where ``uses_mining``:
     params are checked without importing this module) and not be taken already.
@@ -221,21 +231,21 @@ def _outcome(inputs: CreditInputs, cfg, scale_by_std: bool) -> np.ndarray:
 
 
 @register_estimator("grpo")
-def grpo(inputs: CreditInputs, cfg) -> tuple[list[TokenCredit], list[TokenCredit]]:
+def grpo(inputs: CreditInputs, cfg) -> Credit:
     """Group-normalised outcome advantage on every token of every rollout; no branches."""
     outcome = _outcome(inputs, cfg, scale_by_std=True)
-    return [outcome_token_advantages(n, float(a)) for n, a in zip(inputs.n_tokens, outcome)], []
+    return Credit([outcome_token_advantages(n, float(a)) for n, a in zip(inputs.n_tokens, outcome)])
 
 
 @register_estimator("drgrpo")
-def drgrpo(inputs: CreditInputs, cfg) -> tuple[list[TokenCredit], list[TokenCredit]]:
+def drgrpo(inputs: CreditInputs, cfg) -> Credit:
     """Dr. GRPO: the group mean is removed but the advantage is not divided by the group std."""
     outcome = _outcome(inputs, cfg, scale_by_std=False)
-    return [outcome_token_advantages(n, float(a)) for n, a in zip(inputs.n_tokens, outcome)], []
+    return Credit([outcome_token_advantages(n, float(a)) for n, a in zip(inputs.n_tokens, outcome)])
 
 
 @register_estimator("internalized", uses_mining=True)
-def internalized(inputs: CreditInputs, cfg) -> tuple[list[TokenCredit], list[TokenCredit]]:
+def internalized(inputs: CreditInputs, cfg) -> Credit:
     """GRPO outcome credit, process credit on located first errors, positive credit on corrected branches."""
     outcome = _outcome(inputs, cfg, scale_by_std=True)
     rollouts = []
@@ -248,21 +258,22 @@ def internalized(inputs: CreditInputs, cfg) -> tuple[list[TokenCredit], list[Tok
                                                      failure.value_after, float(a), cfg.process_weight, cfg.after_error_weight))
     weight = {"branch": cfg.branch_weight, "continuation": cfg.continuation_weight, "repair": cfg.branch_weight}
     branches = [branch_token_advantages(b.n_tokens, b.reward, b.value_before, weight[b.kind]) for b in inputs.branches]
-    return rollouts, branches
+    continuations = [branch_token_advantages(c.n_tokens, c.reward, c.value_before, weight[c.kind]) for c in inputs.continuations]
+    return Credit(rollouts, branches, continuations)
 
 
 @register_estimator("info_gain", needs_answer_probs=True)
-def info_gain(inputs: CreditInputs, cfg) -> tuple[list[TokenCredit], list[TokenCredit]]:
+def info_gain(inputs: CreditInputs, cfg) -> Credit:
     """GRPO outcome credit on whole completions plus watermarked information gain on reasoning steps."""
     if inputs.answer_probs is None:
         raise ValueError("info_gain needs CreditInputs.answer_probs")
     outcome = _outcome(inputs, cfg, scale_by_std=True)
-    return [info_gain_token_advantages(n, ends, probs, float(a), cfg.process_weight)
-            for n, ends, probs, a in zip(inputs.n_tokens, inputs.step_ends, inputs.answer_probs, outcome)], []
+    return Credit([info_gain_token_advantages(n, ends, probs, float(a), cfg.process_weight)
+                   for n, ends, probs, a in zip(inputs.n_tokens, inputs.step_ends, inputs.answer_probs, outcome)])
 
 
 @register_estimator("repair_diff", uses_mining=True)
-def repair_diff(inputs: CreditInputs, cfg) -> tuple[list[TokenCredit], list[TokenCredit]]:
+def repair_diff(inputs: CreditInputs, cfg) -> Credit:
     """``internalized``, with repaired failures and their repairs credited by the token difference.
 
     Rollouts: N = len(inputs.n_tokens); failures with ``changed`` spans use
@@ -272,7 +283,8 @@ def repair_diff(inputs: CreditInputs, cfg) -> tuple[list[TokenCredit], list[Toke
     from rlint.repair import repair_failure_token_advantages, repair_token_advantages
 
     searched = {i: f for i, f in inputs.failures.items() if f.changed is None}
-    rollouts, branches = internalized(replace(inputs, failures=searched), cfg)
+    credit = internalized(replace(inputs, failures=searched), cfg)
+    rollouts, branches = credit.rollouts, credit.branches
     outcome = _outcome(inputs, cfg, scale_by_std=True)
     rewards = np.nan_to_num(inputs.rewards, nan=0.0)
     repaired = {b.parent: b for b in inputs.branches if b.kind == "repair"}
@@ -285,4 +297,4 @@ def repair_diff(inputs: CreditInputs, cfg) -> tuple[list[TokenCredit], list[Toke
         if branch.kind == "repair":
             branches[k] = repair_token_advantages(branch.n_tokens, branch.changed or (), branch.reward, float(rewards[branch.parent]),
                                                   cfg.branch_weight, cfg.repair_unchanged_weight)
-    return rollouts, branches
+    return credit

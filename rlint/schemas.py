@@ -41,7 +41,7 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("true_first_error_step", pa.int32()),  # ground truth (evaluation only), null if none or unknown;
         # for a replay, counted from the end of the archived prefix (0: the error is inside it)
         ("archive_id", pa.string()),  # the archive entry this rollout restarted from; null for a fresh problem
-        ("prefix_token_count", pa.int32()),  # archived prefix tokens at the end of prompt_token_ids (0 if fresh)
+        ("archived_prefix_token_count", pa.int32()),  # archived prefix tokens at the end of prompt_token_ids (0 if fresh)
     ]),
     "failures": pa.schema([
         ("failure_id", pa.string()),
@@ -56,7 +56,7 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("probe_steps", _ids),  # prefixes (in steps) whose value was estimated, in probe order
         ("probe_values", _floats),  # their estimated values
         ("decided_by", pa.string()),  # search: "probe", "sibling", "oracle", "prompt_unsolved"; repair: "repair", "repair_unverified",
-        # "repair_rewrite", "repair_in_prefix", "repair_truncated" (rlint/stages/repair.py); oracle repair: "oracle_repair", "oracle_none",
+        # "repair_rewrite", "repair_in_prefix", "repair_truncated" (rlint/identify/repair.py); oracle repair: "oracle_repair", "oracle_none",
         # "oracle_in_prefix", "oracle_truncated", "oracle_unverified"; either: "no_steps"
         ("continuations_spent", pa.int32()),  # samples drawn to identify it (value-probe continuations or repair attempts)
         ("tokens_spent", pa.int32()),  # tokens those samples generated
@@ -118,7 +118,7 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("prompt", pa.string()),  # the problem's own prompt
         ("answer", pa.string()),
         ("context_token_ids", _ids),  # prompt + last good prefix: where replays restart
-        ("prefix_token_count", pa.int32()),  # completion tokens of the parent kept in the context
+        ("archived_prefix_token_count", pa.int32()),  # the archived prefix: completion tokens of the parent at the end of context_token_ids
         ("prefix_steps", pa.int32()),  # steps of the parent kept (0: the prompt alone)
         ("reason", pa.string()),  # "uncorrected" or "unlocated"
         ("status", pa.string()),  # "open", "solved" or "retired"

@@ -81,18 +81,6 @@ def prefix_offset(step_ends: list[int], steps: int) -> int:
     return step_ends[steps - 1] if steps > 0 else 0
 
 
-def prefix_context(rollout: dict, offset: int) -> list[int]:
-    """Token ids a continuation of a rollout's first ``offset`` completion tokens was sampled from.
-
-    ``rollout`` is a row of the ``rollouts`` dataset: its prompt token ids (an archived prefix
-    included) followed by ``token_ids[:offset]``.
-
-    >>> prefix_context({"prompt_token_ids": [1, 2], "token_ids": [3, 4, 5]}, 2)
-    [1, 2, 3, 4]
-    """
-    return list(rollout["prompt_token_ids"]) + list(rollout["token_ids"][:offset])
-
-
 def token_texts(tokenizer, token_ids: list[int]) -> list[str]:
     """Decoded text of each token; special tokens decode to ""."""
     special = set(tokenizer.all_special_ids)

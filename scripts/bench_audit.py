@@ -51,7 +51,7 @@ def _table(dataset: str, columns: dict) -> pa.Table:
 
 
 def advantage_summaries(adv: np.ndarray, weights: np.ndarray) -> dict[str, pa.Array]:
-    """The train set's per-row summary columns, as rlint.stages.credit.advantage_summary gives them, for (rows, tokens) arrays."""
+    """The train set's per-row summary columns, as rlint.train_set.advantage_summary gives them, for (rows, tokens) arrays."""
     values, trained = adv.astype(np.float32).astype(np.float64), weights.astype(np.float32) > 0
     none = trained.sum(1) == 0
     return {
@@ -89,7 +89,7 @@ def make_round(root: Path, k: int, n: int, rng: np.random.Generator) -> dict[str
         "step_ends": _lists(n, STEPS, np.tile(np.arange(2, TOKENS + 1, 2, dtype=np.int32), n)),
         "completion": pa.array(["1+2=3\n3+4=7\nA:7\n"] * n), "finish_reason": pa.array(["stop"] * n),
         "reward": pa.array(reward, mask=reward_mask), "true_first_error_step": pa.array(true_step, mask=right),
-        "archive_id": pa.nulls(n, pa.string()), "prefix_token_count": pa.array(np.zeros(n, dtype=np.int32)),  # fresh problems, no replays
+        "archive_id": pa.nulls(n, pa.string()), "archived_prefix_token_count": pa.array(np.zeros(n, dtype=np.int32)),  # fresh problems, no replays
     }), dataset_path(root, "rollouts", k))
 
     failed = np.flatnonzero(~right)
@@ -182,7 +182,7 @@ def make_round(root: Path, k: int, n: int, rng: np.random.Generator) -> dict[str
         "origin_round": pa.array(origin), "problem_id": pa.array([f"train-{i:07d}" for i in range(a)]),
         "failure_id": pa.array(archive_ids), "prompt": pa.array(["Q:1,+2\n"] * a), "answer": pa.array(["3"] * a),
         "context_token_ids": _lists(a, PROMPT_TOKENS, rng.integers(0, 30, a * PROMPT_TOKENS, dtype=np.int32)),
-        "prefix_token_count": pa.array(np.full(a, 2, dtype=np.int32)),
+        "archived_prefix_token_count": pa.array(np.full(a, 2, dtype=np.int32)),
         "prefix_steps": pa.array(rng.integers(1, STEPS, a).astype(np.int32)), "reason": pa.array(["uncorrected"] * a),
         "status": pa.array(np.where(solved, "solved", "open")), "replays": pa.array(rng.integers(0, 5, a).astype(np.int32)),
         "solved_round": pa.array(solved_round, mask=~solved), "true_first_error_step": pa.array(rng.integers(1, STEPS + 1, a).astype(np.int32)),

@@ -9,7 +9,7 @@ bootstrap with N steps) prints and records:
 - ``heldout_accuracy``: greedy, on ``--problems`` held-out problems (as the bootstrap stage scores it);
 - the policy's own failures: ``--samples`` completions per held-out problem at the sampling
   temperature; every failure not cut by the length limit gets ``mine.repair_samples`` repair
-  attempts through the mine stage's own code (rlint/stages/repair.py, the same gates);
+  attempts through the mine stage's own code (rlint/identify/repair.py, the same gates);
   ``repair_success`` is the share of them with a kept repair, ``loc_acc`` the share of located
   first errors equal to the ground truth, ``verified_edit_sizes`` the quartiles of the edit size of
   every verified attempt (what ``mine.repair_max_edit`` should admit);
@@ -40,7 +40,7 @@ from rlint.policy import save_policy
 from rlint.sft import train_sft
 from rlint.stages.bootstrap import embedded_policy
 from rlint.stages.common import seed_everything
-from rlint.stages.repair import identify_by_repair, repair_metrics
+from rlint.identify.repair import identify_by_repair, repair_metrics
 from rlint.steps import step_ends, token_texts
 from rlint.tasks import load_task
 
@@ -58,7 +58,7 @@ def own_failures(engine, task, problems, samples: int, max_new_tokens: int, temp
             rows.append({"rollout_id": f"{problem.problem_id}-s{j}", "problem_id": problem.problem_id, "prompt": problem.prompt,
                          "answer": problem.answer, "prompt_token_ids": engine.encode(problem.prompt), "token_ids": sample.token_ids,
                          "step_ends": step_ends(token_texts(engine.tokenizer, sample.token_ids), task.step_delimiter),
-                         "finish_reason": sample.finish_reason, "prefix_token_count": 0,
+                         "finish_reason": sample.finish_reason, "archived_prefix_token_count": 0,
                          "true_first_error_step": task.first_error_step(problem, completion)})
     return rows
 

@@ -27,7 +27,7 @@ def test_hard_failures_become_entries_at_their_last_good_prefix():
     entries = new_entries(ROLLOUTS, FAILURES, CORRECTIONS, round_id=1)
     assert [e["archive_id"] for e in entries] == ["r1-a-s0", "r1-b-s0"]  # a-s1 duplicates a-s0's prefix; c was corrected
     a, b = entries
-    assert a["context_token_ids"] == [1, 2, 10, 11] and a["prefix_token_count"] == 2 and a["prefix_steps"] == 1
+    assert a["context_token_ids"] == [1, 2, 10, 11] and a["archived_prefix_token_count"] == 2 and a["prefix_steps"] == 1
     assert a["reason"] == "uncorrected" and a["status"] == "open" and a["replays"] == 0 and a["solved_round"] is None
     assert b["context_token_ids"] == [1, 2] and b["prefix_steps"] == 0 and b["reason"] == "unlocated"  # no good step known
 

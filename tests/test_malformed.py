@@ -126,7 +126,7 @@ def _rollout(i: int) -> dict:
         "rollout_id": f"r1-train-{i:06d}-s0", "round": 1, "policy_version": 0, "problem_id": f"train-{i:06d}",
         "sample_index": 0, "prompt": "Q:1,+2\n", "answer": "3", "prompt_token_ids": [5, 6], "token_ids": [7, 8, 9],
         "logprobs": [-0.5, -0.25, -1.0], "step_ends": [2, 3], "completion": "1+2=3\nA:3\n", "finish_reason": "stop",
-        "reward": 0.0, "true_first_error_step": 1, "archive_id": None, "prefix_token_count": 0,
+        "reward": 0.0, "true_first_error_step": 1, "archive_id": None, "archived_prefix_token_count": 0,
     }
 
 

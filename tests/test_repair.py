@@ -106,7 +106,8 @@ def _round():
 
 def test_repair_diff_by_hand():
     cfg = CreditConfig(estimator="repair_diff")
-    rollouts, branches = ESTIMATORS["repair_diff"].fn(_round(), cfg)
+    credit = ESTIMATORS["repair_diff"].fn(_round(), cfg)
+    rollouts, branches = credit.rollouts, credit.branches
     a_right, a_wrong = 2 / 3 / (np.sqrt(2) / 3 + 1e-6), -1 / 3 / (np.sqrt(2) / 3 + 1e-6)
     np.testing.assert_allclose(rollouts[0][0], [a_right] * 4, rtol=1e-5)  # success keeps GRPO
     np.testing.assert_allclose(rollouts[2][0], [a_wrong] * 4, rtol=1e-5)  # unrepaired failure keeps GRPO
@@ -117,7 +118,8 @@ def test_repair_diff_by_hand():
     assert adv.tolist() == [1.0] * 5 and w.tolist() == [1, 1, 1, 1, 1]  # repair_unchanged_weight 1
     cfg = CreditConfig(estimator="repair_diff", process_weight=0.5, unchanged_weight=0.25, after_error_weight=0.5, repair_unchanged_weight=0.0,
                        branch_weight=2.0, epsilon=1e-9)
-    rollouts, branches = ESTIMATORS["repair_diff"].fn(_round(), cfg)
+    credit = ESTIMATORS["repair_diff"].fn(_round(), cfg)
+    rollouts, branches = credit.rollouts, credit.branches
     adv, w = rollouts[1]
     a = -1 / 3 / (np.sqrt(2) / 3 + 1e-9)
     np.testing.assert_allclose(adv, [0.5 * a, -0.5 + 0.5 * a, 0.5 * a, 0.5 * a, -0.5 + 0.5 * a, 0.5 * a], rtol=1e-5)
@@ -131,5 +133,5 @@ def test_repair_diff_equals_internalized_without_repairs():
                           failures={1: LocatedFailure(2, 0.5, 0.0)}, branches=[BranchInput(1, 2, 1.0, 0.5)])
     cfg = CreditConfig(estimator="repair_diff")
     got, expected = ESTIMATORS["repair_diff"].fn(inputs, cfg), ESTIMATORS["internalized"].fn(inputs, cfg)
-    for (a, w), (b, v) in zip(got[0] + got[1], expected[0] + expected[1]):
+    for (a, w), (b, v) in zip(got.rollouts + got.branches, expected.rollouts + expected.branches):
         assert a.tolist() == b.tolist() and w.tolist() == v.tolist()

@@ -56,7 +56,7 @@ class Params(Section):
         if self.mode != "outcome" and self.credit.estimator not in ESTIMATORS_USING_MINING:
             raise ConfigError(f"credit.estimator={self.credit.estimator!r} ignores mined failures and corrected branches, so mode={self.mode!r} "
                               "would mine for nothing: set mode: outcome, or credit.estimator: internalized")
-        # mode oracle with strategy repair is the oracle repair (rlint/stages/repair.py): credited like a self-repair
+        # mode oracle with strategy repair is the oracle repair (rlint/identify/repair.py): credited like a self-repair
         if self.mode in ("internalized", "oracle") and self.mine.strategy == "repair" and self.credit.estimator != "repair_diff":
             raise ConfigError(f"mine.strategy='repair' with credit.estimator={self.credit.estimator!r} (mode={self.mode!r}): repairs are "
                               "credited by their token difference, set credit.estimator: repair_diff")

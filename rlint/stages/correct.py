@@ -24,7 +24,8 @@ from rlint.data import read_rows, write_rows
 from rlint.engine import SamplingRequest, load_engine
 from rlint.repair import REPAIR_LOCATED
 from rlint.stages.common import checkpoint_path, metrics_path, seed_everything, write_json_atomic
-from rlint.steps import prefix_context, prefix_offset
+from rlint.sequences import of_continuation, of_prefix
+from rlint.steps import prefix_offset
 from rlint.tasks import load_task
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ def branch_candidates(failure: dict, parent: dict, known: list[dict]) -> list[di
     comes after the last good prefix; duplicates of the same tokens are dropped.
     """
     good_steps, offset = last_good_prefix(failure, parent)
-    prefix = prefix_context(parent, offset)
+    prefix = of_prefix(parent, offset).context_ids
     width, seen, out = len(prefix), set(), []
     for item in known:
         if item["reward"] != 1.0 or item["context_len"] > width or item["sequence"][:width] != prefix:
@@ -104,9 +105,9 @@ def run(params: Params, round_id: int, root: Path) -> dict:
         if cont["stage"] == "repair":  # a repair attempt continues the repair prompt, not a prefix
             continue
         parent = rollouts[cont["failure_id"]]
-        context = prefix_context(parent, cont["prefix_token_count"])
+        view = of_continuation(parent, cont)
         known[parent["problem_id"]].append({
-            "id": cont["continuation_id"], "sequence": context + list(cont["token_ids"]), "context_len": len(context),
+            "id": cont["continuation_id"], "sequence": view.full_ids, "context_len": len(view.context_ids),
             "logprobs": list(cont["logprobs"]), "reward": cont["reward"],
         })
     located = [f for f in failures if f["first_error_step"] is not None]
@@ -125,23 +126,22 @@ def run(params: Params, round_id: int, root: Path) -> dict:
         for failure in need:
             parent = rollouts[failure["failure_id"]]
             steps, offset = last_good_prefix(failure, parent)
-            contexts.append((list(parent["prompt_token_ids"]), list(parent["token_ids"][:offset]), steps))
+            contexts.append((of_prefix(parent, offset), steps))
         request = SamplingRequest(
-            prompts=[p + c for p, c, _ in contexts], n=params.correct.max_samples, temperature=params.sampling.temperature,
+            prompts=[view.context_ids for view, _ in contexts], n=params.correct.max_samples, temperature=params.sampling.temperature,
             top_p=params.sampling.top_p, max_new_tokens=params.sampling.max_new_tokens, seed=seed,
         )
-        for failure, (prompt, kept, steps), samples in zip(need, contexts, engine.generate(request, desc="correct")):
+        for failure, (view, steps), samples in zip(need, contexts, engine.generate(request, desc="correct")):
             parent = rollouts[failure["failure_id"]]
             spent[failure["failure_id"]] = len(samples)
             spent_tokens += sum(len(sample.token_ids) for sample in samples)
             drawn = []
-            archived = prompt[len(prompt) - parent["prefix_token_count"]:] if parent["prefix_token_count"] else []
             for i, sample in enumerate(samples):
-                completion = engine.decode(archived + kept + sample.token_ids)
+                sampled = view.with_completion(sample.token_ids)
                 drawn.append({
-                    "id": f"{failure['failure_id']}-p{steps}-k{i}", "sequence": prompt + kept + sample.token_ids,
-                    "context_len": len(prompt) + len(kept), "logprobs": sample.logprobs,
-                    "reward": task.reward(completion, parent["answer"]),
+                    "id": f"{failure['failure_id']}-p{steps}-k{i}", "sequence": sampled.full_ids,
+                    "context_len": len(view.context_ids), "logprobs": sample.logprobs,
+                    "reward": task.reward(engine.decode(sampled.scored_ids), parent["answer"]),
                 })
             branches[failure["failure_id"]] = branch_candidates(failure, parent, drawn)
     tokenizer = AutoTokenizer.from_pretrained(checkpoint_path(root, round_id - 1)) if located else None

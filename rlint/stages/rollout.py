@@ -17,6 +17,7 @@ from rlint.data import read_rows, write_rows
 from rlint.engine import SamplingRequest, load_engine
 from rlint.evaluation import right_through_wrong_share
 from rlint.prompts import check_chat_template, encode_prompt
+from rlint.sequences import of_archive_entry
 from rlint.stages.common import check_context, checkpoint_path, metrics_path, seed_everything, write_json_atomic
 from rlint.steps import step_ends, token_texts
 from rlint.tasks import load_task
@@ -41,8 +42,8 @@ def rollout_rows(engine, task, problems, samples, round_id: int, replays: list[d
     contexts = contexts if contexts is not None else rollout_contexts(engine, problems, replays, task)
     rows = []
     for problem, group, entry, prompt_ids in zip(problems, samples, replays, contexts):
-        prefix_count = 0 if entry is None else entry["prefix_token_count"]
-        prefix_text = engine.decode(prompt_ids[len(prompt_ids) - prefix_count:]) if prefix_count else ""
+        archived = [] if entry is None else of_archive_entry(entry).archived_ids
+        prefix_text = engine.decode(archived) if archived else ""
         prefix_steps = 0 if entry is None else entry["prefix_steps"]
         for index, sample in enumerate(group):
             completion = engine.decode(sample.token_ids)
@@ -65,7 +66,7 @@ def rollout_rows(engine, task, problems, samples, round_id: int, replays: list[d
                 "reward": task.reward(scored, problem.answer),
                 "true_first_error_step": None if true_step is None else max(0, true_step - prefix_steps),
                 "archive_id": None if entry is None else entry["archive_id"],
-                "prefix_token_count": prefix_count,
+                "archived_prefix_token_count": len(archived),
             })
     return rows
 

@@ -100,7 +100,7 @@ def test_rows_with_nulls_in_the_summary_are_read_from_their_token_lists(run_dir,
 
 
 def test_advantage_stats_of_both_kinds_pool_their_tokens():
-    from rlint.stages.credit import advantage_summary
+    from rlint.train_set import advantage_summary
 
     # rows without trained tokens (round 1: -7 and 9; round 2 has none at all) change nothing
     train_set = pl.DataFrame({
@@ -122,7 +122,7 @@ def test_advantage_stats_of_both_kinds_pool_their_tokens():
 
 
 def test_advantage_summary_of_a_row_without_trained_tokens():
-    from rlint.stages.credit import advantage_summary
+    from rlint.train_set import advantage_summary
 
     assert advantage_summary(np.array([0.3, -2.0]), np.array([0.0, 0.0])) == {
         "trained_tokens": 0, "advantage_sum": 0.0, "advantage_sum_sq": 0.0, "positive_tokens": 0, "negative_tokens": 0,

@@ -13,7 +13,7 @@ from rlint.cli import main as rlint_main
 from rlint.config import load_params
 from rlint.data import dataset_path, read_rows
 from rlint.stages import mine, rollout
-from rlint.stages.repair import repair_prompt_ids
+from rlint.identify.repair import repair_prompt_ids
 from rlint.tasks import load_task
 from tests.conftest import instruct_model_and_dataset
 

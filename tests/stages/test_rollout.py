@@ -1,6 +1,6 @@
 from rlint.config import SamplingConfig
 from rlint.engine import SamplingRequest, load_engine
-from rlint.stages.mine import build_pools, failure_searches
+from rlint.identify.search import build_pools, failure_searches
 from rlint.stages.rollout import rollout_rows
 from rlint.tasks.arithmetic import ArithmeticTask
 
@@ -18,7 +18,7 @@ def test_rollout_rows_tie_ids_rewards_and_steps(tiny_checkpoint):
         assert all(0 < e <= len(row["token_ids"]) for e in row["step_ends"])
         assert row["step_ends"] == sorted(row["step_ends"])
     # the mining inputs: every failed rollout is a search, every rollout is in its problem's pool
-    searches = failure_searches(rows)
+    searches = failure_searches([r for r in rows if r["reward"] != 1.0])
     assert {s.failure_id for s in searches} == {r["rollout_id"] for r in rows if r["reward"] != 1.0}
     pools = build_pools(rows)
     assert sum(len(p.sequences) for p in pools.values()) == len(rows)

@@ -1,4 +1,4 @@
-"""Identify by repair in the mine stage: a scripted repairer (the policy is the part not under test)."""
+"""Identify by repair (rlint/identify/repair.py): a scripted repairer (the policy is the part not under test)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from rlint.config import ConfigError, MineConfig, Params, SamplingConfig, with_changes
 from rlint.engine import Sample
 from rlint.policy import build_char_tokenizer
-from rlint.stages.repair import check_repair_chat, identify_by_oracle_repair, identify_by_repair, repair_metrics, repair_prompt_ids
+from rlint.identify.repair import check_repair_chat, identify_by_oracle_repair, identify_by_repair, repair_metrics, repair_prompt_ids
 from rlint.tasks import load_task
 from rlint.tasks.arithmetic import REPAIR_MARKER
 from rlint.tasks.base import Problem
@@ -46,7 +46,7 @@ def rollout_row(engine, completion: str, finish_reason: str = "stop", rollout_id
     ends = [i + 1 for i, c in enumerate(completion) if c == "\n"]
     return {"rollout_id": rollout_id, "problem_id": "p", "prompt": PROBLEM.prompt, "answer": PROBLEM.answer,
             "prompt_token_ids": engine.encode(PROBLEM.prompt), "token_ids": ids, "step_ends": ends, "finish_reason": finish_reason,
-            "prefix_token_count": 0, "true_first_error_step": TASK.first_error_step(PROBLEM, completion)}
+            "archived_prefix_token_count": 0, "true_first_error_step": TASK.first_error_step(PROBLEM, completion)}
 
 
 def params(**mine) -> Params:
@@ -75,11 +75,11 @@ def test_every_attempt_is_kept_as_a_continuation_of_the_repair_prompt():
     repaired = identify_by_repair([rollout_row(engine, WRONG)], engine, TASK, params(repair_samples=2), seed=0, round_id=1)
     (failure,) = repaired.failures
     assert engine.decode(failure["repair_prompt_token_ids"]) == PROBLEM.prompt + WRONG + REPAIR_MARKER
-    assert [a["continuation_id"] for a in repaired.attempts] == ["r1-p-s0-repair0", "r1-p-s0-repair1"]
-    assert [(a["stage"], a["failure_id"], a["reward"], a["completion"]) for a in repaired.attempts] == [
+    assert [a["continuation_id"] for a in repaired.continuations] == ["r1-p-s0-repair0", "r1-p-s0-repair1"]
+    assert [(a["stage"], a["failure_id"], a["reward"], a["completion"]) for a in repaired.continuations] == [
         ("repair", "r1-p-s0", 0.0, WRONG.replace("51", "50")), ("repair", "r1-p-s0", 1.0, RIGHT)]
-    assert all(len(a["logprobs"]) == len(a["token_ids"]) for a in repaired.attempts)
-    assert sum(len(a["token_ids"]) for a in repaired.attempts) == failure["tokens_spent"]
+    assert all(len(a["logprobs"]) == len(a["token_ids"]) for a in repaired.continuations)
+    assert sum(len(a["token_ids"]) for a in repaired.continuations) == failure["tokens_spent"]
 
 
 def test_gates_refuse_rewrites_unverified_attempts_and_truncated_failures():
@@ -101,7 +101,7 @@ def test_a_replayed_failure_is_repaired_whole_and_diffed_after_its_prefix():
     row = rollout_row(engine, WRONG)
     cut = len("12+7=19\n")  # the archived prefix: the first step
     row["prompt_token_ids"] = row["prompt_token_ids"] + row["token_ids"][:cut]
-    row["token_ids"], row["prefix_token_count"] = row["token_ids"][cut:], cut
+    row["token_ids"], row["archived_prefix_token_count"] = row["token_ids"][cut:], cut
     row["step_ends"] = [e - cut for e in row["step_ends"][1:]]
     (out,) = identify_by_repair([row], engine, TASK, params(), seed=0, round_id=1).failures
     assert engine.prompts == [PROBLEM.prompt + WRONG + REPAIR_MARKER]  # the whole attempt is shown
@@ -166,7 +166,7 @@ def test_the_oracle_repair_of_a_replayed_failure_keeps_its_archived_prefix():
     cut = len("12+7=19\n")  # the archived prefix: the first step
     row["prompt"] = PROBLEM.prompt + WRONG[:cut]
     row["prompt_token_ids"] = row["prompt_token_ids"] + row["token_ids"][:cut]
-    row["token_ids"], row["prefix_token_count"] = row["token_ids"][cut:], cut
+    row["token_ids"], row["archived_prefix_token_count"] = row["token_ids"][cut:], cut
     row["step_ends"], row["true_first_error_step"] = [e - cut for e in row["step_ends"][1:]], 1
     (out,) = identify_by_oracle_repair([row], TASK, engine.tokenizer, round_id=1)
     assert out["decided_by"] == "oracle_repair" and out["first_error_step"] == 1  # counted after the prefix
@@ -192,7 +192,8 @@ import torch  # noqa: E402
 from rlint.policy import load_policy  # noqa: E402
 from rlint.scoring import target_logprobs, target_token_logprobs  # noqa: E402
 from rlint.stages.correct import repair_branch  # noqa: E402
-from rlint.stages.credit import build_train_set, repair_old_logprobs  # noqa: E402
+from rlint.credit_scores import repair_old_logprobs  # noqa: E402
+from rlint.train_set import build_train_set  # noqa: E402
 
 
 def test_per_token_scores_sum_to_the_sequence_score(tiny_checkpoint):

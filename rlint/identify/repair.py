@@ -1,4 +1,4 @@
-"""Identify by repair, the mine stage's side (the method and its gates: rlint/repair.py).
+"""Identify by repair: sampling, prompts and failure rows (the method and its gates: rlint/repair.py).
 
 Each chosen failure gets ``mine.repair_samples`` repair attempts from the round's sampling
 policy, in one batched call: the task writes the repair prompt (the embedded task's compact
@@ -23,25 +23,26 @@ chain from the true first error on, nothing sampled; it is credited exactly like
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 from rlint.config import ConfigError, Params
 from rlint.engine import SamplingRequest
+from rlint.identify.result import Identified, failure_row
 from rlint.repair import Alignment, align, choose_repair, flatten_spans, gate, oracle_repair, reference_tail, repairable, step_of
+from rlint.sequences import of_rollout
 from rlint.steps import prefix_offset, step_char_ends
 from rlint.tasks.base import Problem
 
-# the repair columns of a failure row; search strategies and unrepaired failures keep these values
-NO_REPAIR = {"repair_token_ids": None, "repair_logprobs": None, "repair_completion": None, "repair_reward": None, "changed_spans": None,
-             "repair_changed_spans": None, "edit_size": None, "repair_attempts": 0, "repair_verified": 0, "repair_prompt_token_ids": None}
 
+def identify(failures: list[dict], rollouts: list[dict], engine, task, params: Params, seed: int, round_id: int) -> Identified:
+    """The policy repairs each failed rollout of ``failures``, or in mode ``oracle`` the reference chain does from the true
+    first error (nothing sampled, no engine started); the token difference locates the first error."""
+    from transformers import AutoTokenizer
 
-@dataclass
-class Repaired:
-    """What :func:`identify_by_repair` returns: one ``failures`` row per failed rollout, one ``continuations`` row per attempt."""
-
-    failures: list[dict]
-    attempts: list[dict]
+    tokenizer = AutoTokenizer.from_pretrained(engine.checkpoint)
+    if params.mode == "oracle":
+        return Identified(identify_by_oracle_repair(failures, task, tokenizer, round_id))
+    check_repair_chat(task, tokenizer, engine.checkpoint)
+    return identify_by_repair(failures, engine, task, params, seed, round_id)
 
 
 def check_repair_chat(task, tokenizer, checkpoint) -> None:
@@ -68,17 +69,11 @@ def model_context(engine) -> int | None:
 
 def _row(row: dict, round_id: int, decided_by: str, first_error_step: int | None = None, attempts: list | None = None, **repair) -> dict:
     attempts = attempts or []
-    return {
-        "failure_id": row["rollout_id"], "rollout_id": row["rollout_id"], "round": round_id, "policy_version": round_id - 1,
-        "problem_id": row["problem_id"], "n_steps": len(row["step_ends"]), "first_error_step": first_error_step,
-        "value_before": None, "value_after": None, "probe_steps": [], "probe_values": [], "decided_by": decided_by,
-        "continuations_spent": len(attempts), "tokens_spent": sum(len(a.token_ids) for a in attempts),
-        "true_first_error_step": row["true_first_error_step"],
-        **NO_REPAIR, "repair_attempts": len(attempts), **repair,
-    }
+    return failure_row(row, round_id, decided_by, first_error_step, len(attempts), sum(len(a.token_ids) for a in attempts),
+                       repair_attempts=len(attempts), **repair)
 
 
-def identify_by_repair(rows: list[dict], engine, task, params: Params, seed: int, round_id: int) -> Repaired:
+def identify_by_repair(rows: list[dict], engine, task, params: Params, seed: int, round_id: int) -> Identified:
     """Failure rows (the ``failures`` schema) of the failed rollouts ``rows``, identified by repair, and
     the attempts as ``continuations`` rows (``stage: "repair"``, id ``<failure_id>-repair<j>``).
 
@@ -92,8 +87,7 @@ def identify_by_repair(rows: list[dict], engine, task, params: Params, seed: int
     for row in rows:
         if not row["step_ends"] or not repairable(row["finish_reason"]):
             continue
-        n_prefix = row["prefix_token_count"]
-        prefix = list(row["prompt_token_ids"][len(row["prompt_token_ids"]) - n_prefix:]) if n_prefix else []
+        prefix = of_rollout(row).archived_ids
         ids = repair_prompt_ids(task, tokenizer, row["problem_id"], row["prompt"], engine.decode(prefix + list(row["token_ids"])))
         if context is not None and len(ids) >= context:
             key = "task.repair_template" if task.name == "dataset" else "sampling.max_new_tokens"
@@ -127,7 +121,7 @@ def identify_by_repair(rows: list[dict], engine, task, params: Params, seed: int
         chosen = attempts[kept]
         out[row["rollout_id"]] = _located(row, round_id, "repair", len(prefix), alignments[kept], list(chosen.token_ids), list(chosen.logprobs),
                                           texts[kept], rewards[kept], attempts, repair_verified=verified, repair_prompt_token_ids=ids)
-    return Repaired([out[row["rollout_id"]] for row in rows], attempt_rows)
+    return Identified([out[row["rollout_id"]] for row in rows], attempt_rows)
 
 
 def _located(row: dict, round_id: int, decided_by: str, n_prefix: int, a: Alignment, repair_ids: list[int], repair_logprobs: list[float],
@@ -158,7 +152,7 @@ def identify_by_oracle_repair(rows: list[dict], task, tokenizer, round_id: int) 
     its own repairs). A failure cut by the length limit is not repaired, as for a self-repair (the
     step checker reads a cut line as wrong). ``repair_logprobs`` are zeros: a repair's "old"
     log-probabilities are recomputed under the original prompt by the credit stage whatever
-    produced it (rlint/stages/credit.py ``repair_old_logprobs``), so the optimize ratio starts at 1.
+    produced it (rlint/credit_scores.py ``repair_old_logprobs``), so the optimize ratio starts at 1.
 
     ``decided_by``: "oracle_repair" (located), "oracle_none" (no true first error), "oracle_in_prefix"
     (the true first error is inside the archived prefix), "oracle_truncated", "oracle_unverified"
@@ -172,9 +166,9 @@ def identify_by_oracle_repair(rows: list[dict], task, tokenizer, round_id: int) 
         if refused:
             out.append(_row(row, round_id, refused))
             continue
-        n_prefix = row["prefix_token_count"]
-        prefix = list(row["prompt_token_ids"][len(row["prompt_token_ids"]) - n_prefix:]) if n_prefix else []
-        failed = prefix + list(row["token_ids"])
+        view = of_rollout(row)
+        prefix, n_prefix = view.archived_ids, len(view.archived_ids)
+        failed = view.scored_ids
         good = min(true_step - 1, len(ends))
         if good and tokenizer.decode(failed[:n_prefix + prefix_offset(ends, good)], skip_special_tokens=True)[-len(task.step_delimiter):] != task.step_delimiter:
             good -= 1  # an unfinished last line (no delimiter) is rewritten from its start
