@@ -166,5 +166,5 @@ def test_continuations_are_credited_apart_from_branches_and_a_name_registers_onc
     credit = ESTIMATORS["internalized"].fn(inputs, cfg)
     assert len(credit.rollouts) == 2 and len(credit.branches) == 1 and len(credit.continuations) == 1
     assert credit.branches[0][0].tolist() == [1.0, 1.0] and credit.continuations[0][0].tolist() == [-0.25] * 3
-    with pytest.raises(ValueError, match="twice"):
+    with pytest.raises(ValueError, match="already registered"):
         register_estimator("grpo")(lambda inputs, cfg: None)
