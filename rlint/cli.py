@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from rlint.stage_graph import COMMANDS, round_stages  # rlint <stage>: rlint/stages/<stage>.py
+from rlint.stage_graph import COMMANDS, round_stages, stage  # rlint <stage>: rlint/stages/<stage>.py
 
 # The other commands' modules, imported by name only when run: a stage's command imports none of
 # them, so they are no dependency of any stage (scripts/check_stage_deps.py reads this and COMMANDS).
@@ -99,11 +99,11 @@ def _run(argv: list[str] | None) -> int:
     parser.add_argument("--root", default=".", help="workspace root holding data/, checkpoints/, metrics/")
     parser.add_argument("--verbose", action="store_true", help="show third-party warnings and logs (vLLM, torch, transformers), hidden by default")
     commands = parser.add_subparsers(dest="command", required=True)
-    for stage in COMMANDS:
-        sub = commands.add_parser(stage, help=f"run the {stage} stage")
-        if stage != "bootstrap":
-            sub.add_argument("--round", type=int, required=True, help="round number k >= 1" + (" (0: the empty base archive)" if stage == "archive" else ""))
-        if stage == "optimize":
+    for name in COMMANDS:
+        sub = commands.add_parser(name, help=f"run the {name} stage")
+        if stage(name).per_round:
+            sub.add_argument("--round", type=int, required=True, help="round number k >= 1" + (" (0: the empty base archive)" if name == "archive" else ""))
+        if name == "optimize":
             sub.add_argument("--machine-rank", type=int, help="this machine's rank when optimize.launch.num_machines > 1 (default: "
                              "RLINT_MACHINE_RANK, else optimize.launch.machine_rank); docs/scaling.md")
     commands.add_parser("report", help="print the per-round metrics table")
