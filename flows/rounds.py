@@ -36,8 +36,7 @@ from flows.lock import workspace_lock  # noqa: E402
 from rlint.config import ConfigError, load_params  # noqa: E402
 from rlint.engine.served import ServerError  # noqa: E402
 from rlint.report import format_table, markdown_table, round_table  # noqa: E402
-
-STAGES = ("rollout", "mine", "correct", "archive", "credit", "optimize", "evaluate")
+from rlint.stage_graph import BASE_STAGES, ROUND_STAGES  # noqa: E402
 
 
 class BadInputError(RuntimeError):
@@ -109,8 +108,8 @@ def reproduce_rounds(root: str, round_ids: list[int], shared_engine: str = "auto
             raise BadInputError(f"params.yaml: inputs.{key}: {path}: no such file or folder")
     for key in inputs:
         reproduce(f"input@{key}", root)
-    reproduce("bootstrap", root)
-    reproduce("archive_base", root)
+    for target in BASE_STAGES:
+        reproduce(target, root)
     logger = get_run_logger()
 
     def run(target: str, engine_env: dict | None = None) -> None:
@@ -120,7 +119,7 @@ def reproduce_rounds(root: str, round_ids: list[int], shared_engine: str = "auto
             timings.append({"target": target, "start": started, "seconds": time.monotonic() - started, "output": output})
 
     share = sharing(shared_engine)
-    for checkpoint_round, targets in engine_groups(round_ids, STAGES):
+    for checkpoint_round, targets in engine_groups(round_ids, ROUND_STAGES):
         if checkpoint_round is None or not share or not wants_server(root, params, checkpoint_round) or not stale(root, targets):
             for target in targets:
                 run(target)

@@ -1,7 +1,7 @@
 """The central claim, measured: ``internalized`` against ``outcome`` and ``oracle`` at equal generated tokens.
 
 Each (mode, seed) campaign starts from the same base policy in a workspace of its own and runs
-the real stages round after round, in process, until its generated tokens reach the budget.
+the real stages round after round, in process (rlint/round.py), until its generated tokens reach the budget.
 Generated tokens are everything a mode sampled to learn: rollouts, mining continuations and
 correction samples (held-out evaluation is measurement and does not count).
 
@@ -13,8 +13,8 @@ The accounting and the summary are pure functions over per-round records (one di
 from __future__ import annotations
 
 import copy
-import importlib
 import logging
+import os
 import shutil
 import time
 from pathlib import Path
@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-ROUND_STAGES = ("rollout", "mine", "correct", "archive", "credit", "optimize", "evaluate")
+from rlint.round import run_round, start_archive
+
 MODES_ORDER = ("outcome", "internalized", "internalized_repair", "internalized_repair_refined", "oracle", "oracle_repair")
 # a benchmark's mode label -> (params.yaml ``mode``, the parameters that make the label); the label's
 # parameters win over --set / --set-mode. ``oracle`` is the search family's oracle whatever the base
@@ -235,8 +236,7 @@ def run_campaign(base: dict, mode: str, seed: int, budget: int, checkpoint: Path
     shutil.copytree(checkpoint, workspace / "checkpoints" / "round=0")
     (workspace / "params.yaml").write_text(yaml.safe_dump(campaign_params(base, mode, seed, max_rounds, overrides), sort_keys=False))
     params = load_params(workspace / "params.yaml")
-    stages = {name: importlib.import_module(f"rlint.stages.{name}") for name in ROUND_STAGES}
-    stages["archive"].run(params, 0, workspace)
+    start_archive(params, workspace)
     records = [{"mode": mode, "seed": seed, "round": 0, "rollout_tokens": 0, "mining_tokens": 0, "correction_tokens": 0,
                 "generated_tokens": 0, "cumulative_tokens": 0, "heldout_accuracy": base_eval["heldout_accuracy"],
                 "sound_accuracy": base_eval.get("sound_accuracy"), "train_accuracy": None, "right_through_wrong_share": None, "seconds": 0.0}]
@@ -245,10 +245,9 @@ def run_campaign(base: dict, mode: str, seed: int, budget: int, checkpoint: Path
         if spent + last_cost > budget:  # the next round would (by the last one's cost) end past the budget, where it does not count
             break
         started = time.monotonic()
-        metrics = {name: stages[name].run(params, round_id, workspace) for name in ROUND_STAGES}
+        metrics = run_round(params, round_id, workspace)
         tokens = round_tokens(metrics)
-        spent += tokens["generated_tokens"]
-        last_cost = tokens["generated_tokens"]
+        spent, last_cost = spent + tokens["generated_tokens"], tokens["generated_tokens"]
         records.append({"mode": mode, "seed": seed, "round": round_id, **tokens, "cumulative_tokens": spent,
                         "heldout_accuracy": metrics["evaluate"]["heldout_accuracy"], "sound_accuracy": metrics["evaluate"]["sound_accuracy"],
                         "train_accuracy": metrics["rollout"]["train_accuracy"], "right_through_wrong_share": metrics["rollout"]["right_through_wrong_share"],
@@ -260,8 +259,6 @@ def run_campaign(base: dict, mode: str, seed: int, budget: int, checkpoint: Path
 def campaign_job(job: tuple) -> tuple[list[dict], float]:
     """One campaign in a worker process: ``job`` is :func:`run_campaign`'s arguments plus torch threads. Returns (records, seconds)."""
     base, mode, seed, budget, checkpoint, base_eval, workspace, max_rounds, overrides, threads = job
-    import os
-
     import torch
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

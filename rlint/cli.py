@@ -13,9 +13,10 @@ import sys
 import time
 from pathlib import Path
 
-STAGES = ("bootstrap", "rollout", "mine", "correct", "archive", "credit", "optimize", "evaluate")  # rlint <stage>: rlint/stages/<stage>.py
+from rlint.stage_graph import COMMANDS, round_stages, stage  # rlint <stage>: rlint/stages/<stage>.py
+
 # The other commands' modules, imported by name only when run: a stage's command imports none of
-# them, so they are no dependency of any stage (scripts/check_stage_deps.py reads both tables).
+# them, so they are no dependency of any stage (scripts/check_stage_deps.py reads this and COMMANDS).
 TOOLS = {"audit": "rlint.audit.cli", "report": "rlint.report", "add-round": "rlint.rounds", "input": "rlint.stages.input",
          "import-model": "rlint.import_model"}
 
@@ -98,11 +99,11 @@ def _run(argv: list[str] | None) -> int:
     parser.add_argument("--root", default=".", help="workspace root holding data/, checkpoints/, metrics/")
     parser.add_argument("--verbose", action="store_true", help="show third-party warnings and logs (vLLM, torch, transformers), hidden by default")
     commands = parser.add_subparsers(dest="command", required=True)
-    for stage in STAGES:
-        sub = commands.add_parser(stage, help=f"run the {stage} stage")
-        if stage != "bootstrap":
-            sub.add_argument("--round", type=int, required=True, help="round number k >= 1" + (" (0: the empty base archive)" if stage == "archive" else ""))
-        if stage == "optimize":
+    for name in COMMANDS:
+        sub = commands.add_parser(name, help=f"run the {name} stage")
+        if stage(name).per_round:
+            sub.add_argument("--round", type=int, required=True, help="round number k >= 1" + (" (0: the empty base archive)" if name == "archive" else ""))
+        if name == "optimize":
             sub.add_argument("--machine-rank", type=int, help="this machine's rank when optimize.launch.num_machines > 1 (default: "
                              "RLINT_MACHINE_RANK, else optimize.launch.machine_rank); docs/scaling.md")
     commands.add_parser("report", help="print the per-round metrics table")
@@ -228,9 +229,8 @@ def log_work_start(command: str, round_id: int | None) -> None:
 TASK_STAGES = ("bootstrap", "rollout", "credit", "evaluate")  # stages that always load the task
 
 
-# the round's stage outputs each stage reads (dvc.yaml's data deps; tests/test_hostile.py checks they agree)
-STAGE_INPUTS = {"mine": ("rollouts",), "correct": ("rollouts", "failures", "continuations"), "credit": ("rollouts", "failures", "branches", "continuations"),
-                "archive": ("rollouts", "failures", "corrections"), "optimize": ("train_set",)}
+# the round's stage outputs each stage reads (dvc.yaml's data deps: rlint/stage_graph.py)
+STAGE_INPUTS = {s.name: s.round_inputs() for s in round_stages() if s.round_inputs()}
 
 
 def check_inputs_early(command: str, round_id: int | None, params, root: Path) -> None:

@@ -9,8 +9,8 @@ The analysis is static (``ast``) and conservative: module-level and in-function 
 ``from a import b`` where ``a.b`` is a module, ``importlib.import_module("a.b")`` and
 ``__import__("a.b")`` with a literal name, and every package ``__init__.py`` that importing a
 submodule executes. Entry points: ``rlint <command>`` runs ``rlint/cli.py``, which imports
-``rlint/stages/<command>.py`` for each name of its ``STAGES`` tuple and the module its ``TOOLS``
-dict names for the other commands (the only imports it builds from a variable); ``python -m a.b``
+``rlint/stages/<command>.py`` for each stage command (``COMMANDS`` of rlint/stage_graph.py) and the
+module its ``TOOLS`` dict names for the other commands (the only imports it builds from a variable); ``python -m a.b``
 and ``python path.py`` run that module.
 
 The pure functions take module names and source texts; :func:`read_sources` is the file reader.
@@ -93,22 +93,20 @@ def import_closure(entries: list[str], sources: dict[str, str], packages: set[st
     return seen
 
 
-def cli_commands(cli_source: str) -> dict[str, str]:
-    """``rlint`` sub-command → the module it runs, from ``rlint/cli.py``'s ``STAGES`` tuple and ``TOOLS`` dict.
+def cli_commands(cli_source: str, stage_commands: tuple[str, ...]) -> dict[str, str]:
+    """``rlint`` sub-command → the module it runs: ``rlint.stages.<command>`` for each of ``stage_commands``
+    (rlint/stage_graph.py's ``COMMANDS``), and ``rlint/cli.py``'s ``TOOLS`` dict for the others.
 
     These are the imports the CLI builds from a variable, so the import walk cannot see them.
 
-    >>> cli_commands("STAGES = ('bootstrap',)\\nTOOLS = {'report': 'rlint.report'}\\n")
+    >>> cli_commands("TOOLS = {'report': 'rlint.report'}\\n", ("bootstrap",))
     {'bootstrap': 'rlint.stages.bootstrap', 'report': 'rlint.report'}
     """
-    tables = {}
+    tools = {}
     for node in ast.parse(cli_source).body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            if node.targets[0].id in ("STAGES", "TOOLS"):
-                tables[node.targets[0].id] = ast.literal_eval(node.value)
-    if "STAGES" not in tables:
-        raise StageDepsError("rlint/cli.py: no STAGES tuple (the stage sub-commands)")
-    return {**{stage: f"rlint.stages.{stage}" for stage in tables["STAGES"]}, **tables.get("TOOLS", {})}
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name) and node.targets[0].id == "TOOLS":
+            tools = ast.literal_eval(node.value)
+    return {**{stage: f"rlint.stages.{stage}" for stage in stage_commands}, **tools}
 
 
 def entry_modules(cmd: str, commands: dict[str, str]) -> list[str]:
@@ -124,7 +122,7 @@ def entry_modules(cmd: str, commands: dict[str, str]) -> list[str]:
             rest = rest[1:] if "=" in rest[0] else rest[2:]
         command = rest[0] if rest else None
         if command not in commands:
-            raise StageDepsError(f"dvc.yaml: command {cmd!r}: rlint has no sub-command {command!r} (rlint/cli.py: STAGES, TOOLS)")
+            raise StageDepsError(f"dvc.yaml: command {cmd!r}: rlint has no sub-command {command!r} (rlint/stage_graph.py: COMMANDS; rlint/cli.py: TOOLS)")
         return ["rlint.cli", commands[command]]
     if len(words) >= 3 and words[0].startswith("python") and words[1] == "-m":
         return [words[2]]

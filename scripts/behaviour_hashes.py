@@ -40,7 +40,8 @@ REPO = Path(__file__).resolve().parent.parent
 if not os.environ.get("PYTHONPATH"):
     sys.path.insert(0, str(REPO))
 
-ROUND_STAGES = ("rollout", "mine", "correct", "archive", "credit", "optimize", "evaluate")
+from rlint.stage_graph import ROUND_STAGES  # noqa: E402
+
 BASE = {"bootstrap": {"diagnostic_prompts": 2, "eval_problems": 8}, "rollout": {"prompts_per_round": 16, "samples_per_prompt": 4},
         "archive": {"replay_share": 0.5}, "mine": {"repair_samples": 2}}
 ROUNDS = {"sampling": {"max_new_tokens": 64}, "evaluate": {"problems": 16}}

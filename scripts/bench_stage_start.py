@@ -40,7 +40,10 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-STAGES = ("rollout", "mine", "correct", "archive", "credit", "optimize", "evaluate")
+sys.path.insert(0, str(REPO))
+
+from rlint.stage_graph import ROUND_STAGES  # noqa: E402
+
 # the sizes of tests/integration/test_faults.py's workspaces
 OVERRIDES = {"bootstrap": {"eval_problems": 4}, "rollout": {"prompts_per_round": 3, "samples_per_prompt": 3}, "evaluate": {"problems": 4},
              "sampling": {"max_new_tokens": 24}}
@@ -71,7 +74,6 @@ def work_start(output: str, cmd: str) -> float:
 
 def build_workspace(path: Path) -> Path:
     """The tiny model and a one-round DVC workspace of this checkout's dvc.yaml; one full ``dvc repro``."""
-    sys.path.insert(0, str(REPO))
     from rlint.policy import build_char_tokenizer, build_tiny_llama, save_policy
     from tests.conftest import make_workspace
 
@@ -103,14 +105,14 @@ def heavy_imports(stage: str, ws: Path) -> dict[str, float]:
 
 
 def measure(ws: Path, repeats: int) -> dict:
-    samples: dict[str, dict[str, list[float]]] = {stage: {"start": [], "wall": [], "dvc": [], "dvc_start": []} for stage in STAGES}
+    samples: dict[str, dict[str, list[float]]] = {stage: {"start": [], "wall": [], "dvc": [], "dvc_start": []} for stage in ROUND_STAGES}
     for i in range(repeats):
-        for stage in STAGES:
+        for stage in ROUND_STAGES:
             cmd = [str(BIN / "rlint"), stage, "--round", "1"]
             wall, output = run(cmd, ws)
             samples[stage]["wall"].append(wall)
             samples[stage]["start"].append(work_start(output, " ".join(cmd[1:])))
-        for stage in STAGES:
+        for stage in ROUND_STAGES:
             cmd = [str(BIN / "python"), "-m", "dvc", "repro", "-f", "-s", f"{stage}@r1"]
             wall, output = run(cmd, ws)
             samples[stage]["dvc"].append(wall)
@@ -118,21 +120,21 @@ def measure(ws: Path, repeats: int) -> dict:
         print(f"repeat {i + 1}/{repeats} done", flush=True)
 
     def median(key: str) -> dict[str, float]:
-        return {stage: round(statistics.median(samples[stage][key]), 3) for stage in STAGES}
+        return {stage: round(statistics.median(samples[stage][key]), 3) for stage in ROUND_STAGES}
 
     return {
         "stage_start_seconds": median("start"),
         "stage_wall_seconds": median("wall"),
         "dvc_wall_seconds": median("dvc"),
         "dvc_stage_start_seconds": median("dvc_start"),
-        "heavy_import_seconds": {stage: heavy_imports(stage, ws) for stage in STAGES},
+        "heavy_import_seconds": {stage: heavy_imports(stage, ws) for stage in ROUND_STAGES},
         "samples": samples,
     }
 
 
 def table(result: dict) -> str:
     lines = [f"{'stage':<10} {'start→work s':>13} {'process s':>10} {'dvc repro s':>12} {'dvc share s':>12}  heavy imports (s)"]
-    for stage in STAGES:
+    for stage in ROUND_STAGES:
         start, wall, dvc = (result[key][stage] for key in ("stage_start_seconds", "stage_wall_seconds", "dvc_wall_seconds"))
         heavy = result["heavy_import_seconds"][stage]
         named = ", ".join(f"{name} {secs:.2f}" for name, secs in heavy.items() if name != "all")

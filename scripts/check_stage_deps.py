@@ -24,12 +24,13 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rlint.stage_deps import StageDepsError, check_stage, cli_commands, dvc_stages, read_sources, rewrite_code_deps  # noqa: E402
+from rlint.stage_graph import COMMANDS  # noqa: E402
 
 
 def check(root: Path) -> list:
     """One :class:`rlint.stage_deps.StageCheck` per stage of ``root/dvc.yaml``."""
     sources, packages = read_sources(root)
-    commands = cli_commands(sources["rlint.cli"])
+    commands = cli_commands(sources["rlint.cli"], COMMANDS)
     dvc_yaml = yaml.safe_load((root / "dvc.yaml").read_text())
     return [check_stage(name, cmd, deps, sources, packages, commands) for name, cmd, deps in dvc_stages(dvc_yaml)]
 

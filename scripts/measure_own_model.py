@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from rlint.inputs import declared_inputs  # noqa: E402
-STAGES = ("rollout", "mine", "correct", "archive", "credit", "optimize", "evaluate")
+from rlint.stage_graph import BASE_STAGES, ROUND_STAGES, stage  # noqa: E402
 
 
 def make_dataset(out: Path, train: int = 400, heldout: int = 100, seed: int = 0) -> None:
@@ -99,8 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     (ws / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     rlint = str(Path(sys.executable).parent / "rlint")
     commands = [(f"input@{key}", [rlint, "input", "--key", key]) for key in params["inputs"]]
-    commands += [("bootstrap", [rlint, "bootstrap"]), ("archive_base", [rlint, "archive", "--round", "0"])]
-    commands += [(f"{stage}@r1", [rlint, stage, "--round", "1"]) for stage in STAGES]
+    commands += [(name, [rlint, *stage(name).cmd.split()[1:]]) for name in BASE_STAGES]
+    commands += [(f"{name}@r1", [rlint, *stage(name).cmd.format(round=1).split()[1:]]) for name in ROUND_STAGES]
     results = {}
     print(f"{'stage':<28}{'seconds':>9}{'peak MB':>10}")
     for name, command in commands:
@@ -113,8 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         lines = [line for line in tail.splitlines() if " INFO " in line or " WARNING " in line]
         for line in lines[-3:]:
             print(f"    {line[:220]}")
-    metrics = {stage: json.loads(p.read_text()) for stage in ("evaluate", "rollout", "mine", "optimize")
-               for p in [ws / "metrics" / stage / "round=1.json"] if p.exists()}
+    metrics = {name: json.loads(p.read_text()) for name in ("evaluate", "rollout", "mine", "optimize")
+               for p in [ws / "metrics" / name / "round=1.json"] if p.exists()}
     metrics["base"] = json.loads((ws / "metrics" / "evaluate" / "round=0.json").read_text())
     total = sum(r["seconds"] for r in results.values())
     (ws / "measure.json").write_text(json.dumps({"stages": results, "total_seconds": round(total, 1), "metrics": metrics,

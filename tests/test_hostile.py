@@ -310,15 +310,3 @@ def test_refusals_load_no_torch(tmp_path, tiny_checkpoint, name):
     assert exit_code == "2" and heavy == "[]", done.stdout + done.stderr
     assert fragment in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
     print(f"{name}: refused in {seconds} s")
-
-
-def test_stage_inputs_checked_early_are_dvc_yaml_deps():
-    """The CLI checks a stage's upstream files before torch loads: each is a data dep of that stage in dvc.yaml."""
-    import yaml
-
-    from rlint.cli import STAGE_INPUTS
-
-    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
-    for command, inputs in STAGE_INPUTS.items():
-        deps = stages[command]["do"]["deps"]
-        assert all(f"data/{name}/round=${{item.id}}" in deps for name in inputs), (command, deps)

@@ -54,7 +54,7 @@ def test_write_adds_deps_to_a_stage_without_and_leaves_other_sections_alone():
 def _tiny_repo(tmp_path, dvc_yaml: str):
     (tmp_path / "rlint" / "stages").mkdir(parents=True)
     (tmp_path / "flows").mkdir()
-    (tmp_path / "rlint" / "cli.py").write_text("STAGES = ('mine',)\nTOOLS = {'report': 'rlint.report'}\nimport importlib\n")
+    (tmp_path / "rlint" / "cli.py").write_text("TOOLS = {'report': 'rlint.report'}\nimport importlib\n")
     (tmp_path / "rlint" / "stages" / "__init__.py").write_text("")
     (tmp_path / "rlint" / "stages" / "mine.py").write_text("from rlint import verify\n\ndef run():\n    from ..engine import sample\n")
     (tmp_path / "rlint" / "verify.py").write_text("import importlib\nimportlib.import_module('rlint.steps')\n")

@@ -26,11 +26,11 @@ import psutil
 import pytest
 import yaml
 
+from rlint.stage_graph import ROUND_STAGES
 from tests.conftest import REPO, make_workspace
 
 pytestmark = pytest.mark.slow
 BIN = str(Path(sys.executable).parent)
-STAGES = ("rollout", "mine", "correct", "archive", "credit", "optimize", "evaluate")
 OUTPUTS = ("data", "checkpoints")  # metrics hold timings (tokens_per_second), so they are not compared byte for byte
 ENV = {"PATH": f"{BIN}:/usr/bin:/bin", "PYTHONPATH": str(REPO), "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": "1"}
 
@@ -72,7 +72,7 @@ def harness():
 def test_forced_rerun_of_each_stage_rebuilds_identical_bytes(reference):
     ws, expected = reference
     assert any(name.endswith("model.safetensors") for name in expected) and any("rollouts" in name for name in expected)
-    for stage in STAGES:
+    for stage in ROUND_STAGES:
         result = dvc(ws, "repro", "-f", "-s", f"{stage}@r1")
         assert result.returncode == 0 and "Running stage" in result.stdout, result.stdout[-2000:] + result.stderr[-2000:]
         now = hashes(ws)
@@ -80,7 +80,7 @@ def test_forced_rerun_of_each_stage_rebuilds_identical_bytes(reference):
         assert not changed, f"dvc repro -f -s {stage}@r1 changed {changed}"
     status = dvc(ws, "status")
     assert "up to date" in status.stdout, status.stdout
-    print(f"\nreproduce: {len(STAGES)} stages of round 1 forced, {len(expected)} output files byte-identical")
+    print(f"\nreproduce: {len(ROUND_STAGES)} stages of round 1 forced, {len(expected)} output files byte-identical")
 
 
 class Killer(threading.Thread):
@@ -99,7 +99,7 @@ class Killer(threading.Thread):
     def stage_processes(self):
         for proc in psutil.process_iter(["pid", "cmdline", "cwd", "create_time"]):
             cmd = proc.info["cmdline"] or []
-            if proc.info["cwd"] == self.ws and len(cmd) > 2 and cmd[1].endswith("/rlint") and cmd[2] in ("bootstrap", *STAGES):
+            if proc.info["cwd"] == self.ws and len(cmd) > 2 and cmd[1].endswith("/rlint") and cmd[2] in ("bootstrap", *ROUND_STAGES):
                 yield proc
 
     def run(self) -> None:
