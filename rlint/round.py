@@ -5,11 +5,12 @@ Round k turns policy k-1 (``checkpoints/round=<k-1>``) into policy k, stage by s
 
 1. rollout  (rlint/stages/rollout.py): G samples per prompt, scored by the task's outcome verifier;
    ``archive.replay_share`` of the prompts restart from archived hard prefixes.
-2. mine     (rlint/mining.py, rlint/repair.py): the first wrong step of each failure.
+2. mine     (rlint/identify/: search.py over rlint/mining.py, repair.py over rlint/repair.py): the first
+   wrong step of each failure, one interface for both strategies.
 3. correct  (rlint/stages/correct.py): verified continuations (branches) from the last good prefix.
 4. archive  (rlint/archive.py): hard cases (uncorrected, unlocated) kept at their last good prefix.
-5. credit   (rlint/credit.py): per-token advantages and loss weights, the train set.
-6. optimize (rlint/losses.py, rlint/stages/optimize.py): a clipped policy-gradient update.
+5. credit   (rlint/credit.py, rlint/train_set.py): per-token advantages and loss weights, the train set.
+6. optimize (rlint/losses.py, rlint/trainer/): a clipped policy-gradient update.
 7. evaluate (rlint/evaluation.py): held-out accuracy and sound accuracy of policy k.
 
 DVC runs each stage as its own ``rlint <stage> --round k`` process (dvc.yaml, flows/rounds.py);
@@ -23,7 +24,7 @@ continuation succeeds), credited by the value difference across that step, with 
 trained from the last good prefix. Failures it cannot locate or correct go to an archive, replayed
 as restart points in later rounds. ``mode: oracle`` takes first errors from the task's ground-truth
 step checker, an upper bound for comparison; ``mode: outcome`` is plain GRPO. The testbed is an
-embedded arithmetic task (chains with ``+-*``) and a tiny model; datasets and your own model plug in.
+embedded arithmetic task (chains of ``+-*`` modulo 100) and a tiny model; datasets and your own model plug in.
 """
 
 from __future__ import annotations

@@ -34,8 +34,7 @@ from rlint.config import ENGINES, ConfigError, load_params, with_changes
 from rlint.data import read_rows
 from rlint.engine import EngineError, engine_name
 from rlint.mining import SEARCHES
-from rlint.policy import CheckpointError, check_checkpoint
-from rlint.stages import correct, mine, rollout
+from rlint.checkpoints import CheckpointError, check_checkpoint
 
 
 def _given(**options) -> dict:
@@ -88,6 +87,8 @@ def main() -> None:
     if unknown := [n for n in names if n not in SEARCHES + ("repair",)]:
         print(f"bench_mining: --searches: unknown {unknown}; choose from {list(SEARCHES) + ['repair']}", file=sys.stderr)
         sys.exit(2)
+    from rlint.stages import correct, mine, rollout  # torch and transformers: after the checks, so a refusal takes a second
+
     out = Path(args.out)
     shutil.rmtree(out, ignore_errors=True)
     roots = {name: out / name for name in names}
