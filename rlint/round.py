@@ -3,11 +3,11 @@
 Round k turns policy k-1 (``checkpoints/round=<k-1>``) into policy k, stage by stage
 (rlint/stage_graph.py is the table: command, inputs, outputs, params of each):
 
-1. rollout  (rlint/stages/rollout.py): G samples per prompt, scored by the task's outcome verifier;
+1. rollout  (rlint/rollout.py, rlint/stages/rollout.py): G samples per prompt, scored by the task's outcome verifier;
    ``archive.replay_share`` of the prompts restart from archived hard prefixes.
 2. mine     (rlint/identify/: search.py over rlint/mining.py, repair.py over rlint/repair.py): the first
    wrong step of each failure, one interface for both strategies.
-3. correct  (rlint/stages/correct.py): verified continuations (branches) from the last good prefix.
+3. correct  (rlint/correct.py, rlint/stages/correct.py): verified continuations (branches) from the last good prefix.
 4. archive  (rlint/archive.py): hard cases (uncorrected, unlocated) kept at their last good prefix.
 5. credit   (rlint/credit.py, rlint/train_set.py): per-token advantages and loss weights, the train set.
 6. optimize (rlint/losses.py, rlint/trainer/): a clipped policy-gradient update.

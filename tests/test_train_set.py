@@ -96,7 +96,7 @@ def test_continuation_rows_carry_reward_minus_prefix_value():
 
 def test_an_oracle_repair_is_credited_exactly_like_the_same_self_repair():
     """repair_diff reads an oracle repair's failure row and branch as a self-repair's: same advantages, weights and rows."""
-    from rlint.stages.correct import repair_branch
+    from rlint.correct import repair_branch
     from rlint.identify.repair import identify_by_oracle_repair, identify_by_repair
     from tests.identify.test_repair import PROBLEM, RIGHT, TASK, WRONG, ScriptedEngine, params, rollout_row
 
@@ -120,7 +120,7 @@ def test_an_oracle_repair_is_credited_exactly_like_the_same_self_repair():
 
 def test_the_repairer_is_trained_on_its_own_attempts_in_the_repair_context():
     """credit.repairer_weight: a failure's attempts, group-normalised, as completions of its repair prompt."""
-    from rlint.stages.correct import repair_branch
+    from rlint.correct import repair_branch
     from rlint.identify.repair import identify_by_repair
     from tests.identify.test_repair import PROBLEM, RIGHT, TASK, WRONG, ScriptedEngine, params, rollout_row
 

@@ -191,7 +191,7 @@ import torch  # noqa: E402
 
 from rlint.policy import load_policy  # noqa: E402
 from rlint.scoring import target_logprobs, target_token_logprobs  # noqa: E402
-from rlint.stages.correct import repair_branch  # noqa: E402
+from rlint.correct import repair_branch  # noqa: E402
 from rlint.credit_scores import repair_old_logprobs  # noqa: E402
 from rlint.train_set import build_train_set  # noqa: E402
 

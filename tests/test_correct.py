@@ -1,4 +1,4 @@
-from rlint.stages.correct import branch_candidates
+from rlint.correct import branch_candidates
 
 PARENT = {"rollout_id": "r1-p-s0", "prompt_token_ids": [1, 2], "token_ids": [10, 11, 12, 13, 14, 15], "step_ends": [2, 4, 6]}
 FAILURE = {"failure_id": "r1-p-s0", "round": 1, "policy_version": 0, "problem_id": "p", "first_error_step": 2, "value_before": 0.5}
@@ -30,7 +30,7 @@ def test_first_step_error_branches_from_the_prompt():
 
 
 def test_a_shared_continuation_is_the_branch_of_one_failure_only():
-    from rlint.stages.correct import assign_branches
+    from rlint.correct import assign_branches
 
     shared = {"branch_id": "a-p1-c0"}
     own = {"branch_id": "b-p1-k0"}

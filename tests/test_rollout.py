@@ -1,7 +1,7 @@
 from rlint.config import SamplingConfig
 from rlint.engine import SamplingRequest, load_engine
 from rlint.identify.search import build_pools, failure_searches
-from rlint.stages.rollout import rollout_rows
+from rlint.rollout import rollout_rows
 from rlint.tasks.arithmetic import ArithmeticTask
 
 
