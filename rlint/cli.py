@@ -45,10 +45,10 @@ def loads_model(command: str, round_id: int | None, params) -> bool:
     if command == "archive":
         return False
     if command == "credit":
-        from rlint.credit import ESTIMATORS
+        from rlint.config.names import ESTIMATORS_SCORING_ANSWERS  # not rlint.credit: no stage but credit depends on it
 
         replaying = params.archive.replay_share > 0 and params.mode != "outcome" and round_id > 1
-        return ESTIMATORS[params.credit.estimator].needs_answer_probs or (params.mode != "outcome" and params.mine.strategy == "repair") or replaying
+        return params.credit.estimator in ESTIMATORS_SCORING_ANSWERS or (params.mode != "outcome" and params.mine.strategy == "repair") or replaying
     return True
 
 

@@ -29,9 +29,8 @@ Two layers, both pure functions over arrays:
                     reasoning step j, where ``g_j`` is the rise of the policy's probability of the
                     reference answer after step j above the best value reached before it.
 
-An estimator that does not use mined failures and branches (``uses_mining=False``) is only
-accepted with ``mode: outcome`` (rlint/config/params.py); ``internalized`` in mode ``outcome`` sees
-no failures and no branches and so equals ``grpo``.
+An estimator that does not use mined failures (``uses_mining=False``) is only accepted with ``mode:
+outcome`` (rlint/config/params.py); ``internalized`` in mode ``outcome`` sees none and equals ``grpo``.
 """
 
 from __future__ import annotations
@@ -213,12 +212,13 @@ ESTIMATORS: dict[str, Estimator] = {}
 def register_estimator(name: str, uses_mining: bool = False, needs_answer_probs: bool = False):
     """Register an estimator ``(inputs: CreditInputs, cfg: CreditConfig) -> Credit``.
 
-    ``name`` must be listed in ``rlint.config.names.ESTIMATORS`` (and in ESTIMATORS_USING_MINING exactly where ``uses_mining``:
-    params are checked without importing this module) and not be taken already.
+    ``name`` must be listed in ``rlint.config.names.ESTIMATORS``, its flags agree with ESTIMATORS_USING_MINING and
+    ESTIMATORS_SCORING_ANSWERS there (params are checked without importing this module), and not be taken already.
     """
     names.check_registration("credit estimator", name, names.ESTIMATORS, ESTIMATORS)
-    if uses_mining != (name in names.ESTIMATORS_USING_MINING):
-        raise ValueError(f"credit estimator {name!r}: uses_mining={uses_mining}, but rlint.config.names.ESTIMATORS_USING_MINING says otherwise")
+    for flag, listed in ((uses_mining, "ESTIMATORS_USING_MINING"), (needs_answer_probs, "ESTIMATORS_SCORING_ANSWERS")):
+        if flag != (name in getattr(names, listed)):
+            raise ValueError(f"credit estimator {name!r}: its flags disagree with rlint.config.names.{listed}")
 
     def wrap(fn):
         ESTIMATORS[name] = Estimator(fn, uses_mining, needs_answer_probs)

@@ -11,6 +11,7 @@ STRATEGIES = ("search", "repair")  # mine.strategy
 SEARCHES = ("binary", "linear", "full")  # mine.search: rlint/mining.py advance
 ESTIMATORS = ("grpo", "drgrpo", "internalized", "info_gain", "repair_diff")  # credit.estimator: rlint/credit.py register_estimator
 ESTIMATORS_USING_MINING = ("internalized", "repair_diff")  # estimators that consume mined failures and corrected branches
+ESTIMATORS_SCORING_ANSWERS = ("info_gain",)  # estimators for which the credit stage scores the answer after each step (loads the policy)
 GROUP_STDS = ("population", "sample")
 POLICY_LOSSES = ("clipped", "ratio")  # optimize.loss: rlint/losses.py register_policy_loss
 AGGREGATIONS = ("token_mean", "seq_mean")

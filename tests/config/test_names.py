@@ -14,6 +14,7 @@ def test_each_name_table_equals_its_registry():
 
     assert tuple(credit.ESTIMATORS) == names.ESTIMATORS
     assert tuple(name for name, entry in credit.ESTIMATORS.items() if entry.uses_mining) == names.ESTIMATORS_USING_MINING
+    assert tuple(name for name, entry in credit.ESTIMATORS.items() if entry.needs_answer_probs) == names.ESTIMATORS_SCORING_ANSWERS
     assert tuple(losses.POLICY_LOSSES) == names.POLICY_LOSSES and losses.AGGREGATIONS == names.AGGREGATIONS
     assert mining.SEARCHES == names.SEARCHES and credit.GROUP_STDS == names.GROUP_STDS
 
