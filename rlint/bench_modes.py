@@ -33,7 +33,8 @@ MODE_LABELS = {
     "outcome": ("outcome", {}),
     "internalized": ("internalized", {}),
     "internalized_repair": ("internalized", REPAIR),
-    "internalized_repair_refined": ("internalized", {**REPAIR, "credit.repairer_weight": 1.0}),  # the repairer trained on its own attempts too
+    # the repairer trained on its own attempts too: several attempts per failure at the loss's temperature, group-normalised
+    "internalized_repair_refined": ("internalized", {**REPAIR, "credit.repairer_weight": 1.0, "mine.repair_temperature": 1.0, "mine.repair_samples": 4}),
     "oracle": ("oracle", {"mine.strategy": "search"}),
     "oracle_repair": ("oracle", REPAIR),
 }

@@ -84,7 +84,16 @@ def quiet_third_party() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """``rlint``: run one command; the vocabulary bound it sets for Parquet reads (``rlint.data.VOCAB_SIZE``)
-    holds for that command only, not for later work in the same process (tests, notebooks)."""
+    holds for that command only, not for later work in the same process (tests, notebooks).
+
+    The console command (``argv`` None) runs in a child of the warm stage host when ``RLINT_STAGE_HOST`` names one
+    (rlint/stage_host.py; the rounds flow starts it)."""
+    if argv is None and os.environ.get("RLINT_STAGE_HOST"):
+        from rlint.stage_host import forward
+
+        code = forward(os.environ["RLINT_STAGE_HOST"], "rlint", sys.argv[1:])
+        if code is not None:
+            return code
     try:
         return _run(argv)
     finally:
@@ -209,7 +218,10 @@ def _run(argv: list[str] | None) -> int:
 
 def seconds_since_process_start() -> float | None:
     """Seconds since this process started: ``/proc/self/stat``'s start time (clock ticks since boot,
-    10 ms) against ``CLOCK_BOOTTIME``, both monotonic; None where there is no /proc (not Linux)."""
+    10 ms) against ``CLOCK_BOOTTIME``, both monotonic; None where there is no /proc (not Linux). In a child of
+    the stage host, since its client process started (``RLINT_CLIENT_STARTED``): the command's own start."""
+    if os.environ.get("RLINT_CLIENT_STARTED"):
+        return time.clock_gettime(time.CLOCK_BOOTTIME) - float(os.environ["RLINT_CLIENT_STARTED"])
     try:
         start_ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
         return time.clock_gettime(time.CLOCK_BOOTTIME) - start_ticks / os.sysconf("SC_CLK_TCK")

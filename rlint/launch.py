@@ -146,6 +146,7 @@ def relaunch(cfg: LaunchConfig, root: Path, rlint_args: list[str]) -> None:
     """Replace this process by the launcher (signals then reach it and its processes directly)."""
     command = launch_command(cfg, root, rlint_args)
     env = {**os.environ, "RLINT_LAUNCHED": "1", "RLINT_MACHINE_RANK": str(cfg.machine_rank)}
+    env.pop("RLINT_STAGE_HOST", None)  # the launched processes start on their own, not as children of the stage host
     print(f"optimize: launching {cfg.processes_per_machine} process(es) on machine {cfg.machine_rank} of {cfg.num_machines}: "
           f"{' '.join(command[1:4])} ...", file=sys.stderr, flush=True)
     os.execve(command[0], command, env)

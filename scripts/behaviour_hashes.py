@@ -47,7 +47,7 @@ BASE = {"bootstrap": {"diagnostic_prompts": 2, "eval_problems": 8}, "rollout": {
 ROUNDS = {"sampling": {"max_new_tokens": 64}, "evaluate": {"problems": 16}}
 CONFIGS = {
     "search": {},
-    "repair": {"mine": {"strategy": "repair", "repair_samples": 2, "repair_max_edit": 1.0},
+    "repair": {"mine": {"strategy": "repair", "repair_samples": 2, "repair_max_edit": 1.0, "repair_temperature": 1.0},
                "credit": {"estimator": "repair_diff", "repairer_weight": 0.5}},
     "outcome_info_gain": {"mode": "outcome", "credit": {"estimator": "info_gain"}},
     "oracle_repair": {"mode": "oracle", "mine": {"strategy": "repair", "repair_samples": 2}, "credit": {"estimator": "repair_diff"}},

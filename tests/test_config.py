@@ -42,8 +42,8 @@ def test_presets_load_and_the_classic_one_is_the_task_before_the_testbed():
     ("credit:\n  continuation_weight: -1\n", "credit.continuation_weight"),
     ("credit:\n  repairer_weight: -0.5\n", "credit.repairer_weight must be >= 0, got -0.5"),
     ("credit:\n  repairer_weight: 0.5\n", "credit.repairer_weight=0.5 trains repair attempts, but mine.strategy='search' makes none"),
-    ("mine:\n  strategy: repair\n  temperature: 0.7\ncredit:\n  estimator: repair_diff\n  repairer_weight: 0.5\n  continuation_weight: 0\n",
-     "credit.repairer_weight=0.5 trains repair attempts, sampled at mine.temperature=0.7"),
+    ("mine:\n  strategy: repair\n  repair_temperature: 0.7\ncredit:\n  estimator: repair_diff\n  repairer_weight: 0.5\n",
+     "credit.repairer_weight=0.5 trains repair attempts, sampled at mine.repair_temperature=0.7"),
     ("mine:\n  temperature: 0.7\n", "mine.temperature=0.7"),
     ("bootstrap:\n  faithful_share: 1.5\n", "bootstrap.faithful_share must be in [0, 1], got 1.5"),
     ("mine:\n  strategy: guess\n", "mine.strategy='guess'"),
@@ -67,6 +67,17 @@ def test_bad_params_name_file_and_key(tmp_path, text, fragment):
         load_params(path)
     assert str(path) in str(err.value)
     assert fragment in str(err.value)
+
+
+def test_a_weight_on_what_the_strategy_does_not_make_is_no_refusal(tmp_path):
+    """mine.strategy repair makes no mining continuations: credit.continuation_weight (1 by default) does not tie its repair
+    temperature to sampling.temperature; search makes no repair attempts, so mine.repair_temperature is free there too."""
+    path = tmp_path / "params.yaml"
+    path.write_text("mine:\n  strategy: repair\n  repair_temperature: 0.1\ncredit:\n  estimator: repair_diff\n  continuation_weight: 1.0\n")
+    params = load_params(path)
+    assert params.mine.repair_temperature == 0.1 and params.credit.continuation_weight == 1.0
+    path.write_text("mine:\n  repair_temperature: 0.3\n")
+    assert load_params(path).mine.strategy == "search"
 
 
 def test_missing_params_file(tmp_path):

@@ -132,7 +132,7 @@ def test_the_repairer_is_trained_on_its_own_attempts_in_the_repair_context():
     repaired = identify_by_repair([wrong], engine, TASK, params(), seed=0, round_id=1)
     (failure,) = repaired.failures
     old = {"r1-p-s1-repair": [-0.25] * len(failure["repair_token_ids"])}
-    base = params(strategy="repair")
+    base = params(strategy="repair", repair_temperature=1.0)  # the repairer is trained at the loss's temperature
 
     def train_set(weight):
         p = with_changes(base, credit=with_changes(base.credit, repairer_weight=weight))

@@ -60,12 +60,15 @@ class Params(Section):
         if self.mode in ("internalized", "oracle") and self.mine.strategy == "repair" and self.credit.estimator != "repair_diff":
             raise ConfigError(f"mine.strategy='repair' with credit.estimator={self.credit.estimator!r} (mode={self.mode!r}): repairs are "
                               "credited by their token difference, set credit.estimator: repair_diff")
-        # what a weight trains was sampled at mine.temperature; the optimize loss is at sampling.temperature
-        for name, trained in (("continuation_weight", "mining continuations"), ("repairer_weight", "repair attempts")):
-            if getattr(self.credit, name) > 0 and self.mine.temperature != self.sampling.temperature:
-                raise ConfigError(f"credit.{name}={getattr(self.credit, name)} trains {trained}, sampled at "
-                                  f"mine.temperature={self.mine.temperature}, with a loss at sampling.temperature={self.sampling.temperature}: "
-                                  f"make the two equal, or set credit.{name}: 0")
+        # what a weight trains was sampled at the mine temperature of its kind; the optimize loss is at sampling.temperature
+        # (search makes the mining continuations, repair the attempts: a weight on what the strategy does not make is inert)
+        trained = {"search": ("continuation_weight", "mining continuations", "temperature"),
+                   "repair": ("repairer_weight", "repair attempts", "repair_temperature")}[self.mine.strategy]
+        name, what, temperature = trained
+        if getattr(self.credit, name) > 0 and getattr(self.mine, temperature) != self.sampling.temperature:
+            raise ConfigError(f"credit.{name}={getattr(self.credit, name)} trains {what}, sampled at "
+                              f"mine.{temperature}={getattr(self.mine, temperature)}, with a loss at sampling.temperature={self.sampling.temperature}: "
+                              f"make the two equal, or set credit.{name}: 0")
         if self.credit.repairer_weight > 0 and self.mode == "internalized" and self.mine.strategy != "repair":
             raise ConfigError(f"credit.repairer_weight={self.credit.repairer_weight} trains repair attempts, but mine.strategy="
                               f"{self.mine.strategy!r} makes none: set mine.strategy: repair, or credit.repairer_weight: 0")

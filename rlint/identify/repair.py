@@ -1,7 +1,7 @@
 """Identify by repair: sampling, prompts and failure rows (the method and its gates: rlint/repair.py).
 
 Each chosen failure gets ``mine.repair_samples`` repair attempts from the round's sampling
-policy, in one batched call: the task writes the repair prompt (the embedded task's compact
+policy at ``mine.repair_temperature``, in one batched call: the task writes the repair prompt (the embedded task's compact
 format, or ``task.repair_template`` wrapped in the model's chat template when
 ``task.repair_chat`` asks for it), the verifier scores each attempt, and the kept repair (the
 verified one with the smallest edit) is aligned with the failure: the step holding the first
@@ -96,7 +96,7 @@ def identify_by_repair(rows: list[dict], engine, task, params: Params, seed: int
         prompts.append(ids)
     drawn = []
     if prompts:
-        request = SamplingRequest(prompts=prompts, n=params.mine.repair_samples, temperature=params.mine.temperature, top_p=params.sampling.top_p,
+        request = SamplingRequest(prompts=prompts, n=params.mine.repair_samples, temperature=params.mine.repair_temperature, top_p=params.sampling.top_p,
                                   max_new_tokens=params.sampling.max_new_tokens, seed=seed)
         drawn = engine.generate(request, desc="repair")
     out = {row["rollout_id"]: _row(row, round_id, "no_steps" if not row["step_ends"] else "repair_truncated") for row in rows}

@@ -154,7 +154,7 @@ def test_the_oracle_repair_is_not_gated_by_edit_size_and_refuses_what_it_cannot_
             rollout_row(engine, WRONG[:20], "length", "r1-p-s2"), rollout_row(engine, "", rollout_id="r1-p-s3")]
     rows[1]["true_first_error_step"] = None  # the step checker found no wrong line
     located, none, truncated, empty = identify_by_oracle_repair(rows, TASK, engine.tokenizer, round_id=1)
-    assert located["decided_by"] == "oracle_repair" and located["first_error_step"] == 1 and located["edit_size"] > params().mine.repair_max_edit
+    assert located["decided_by"] == "oracle_repair" and located["first_error_step"] == 1 and located["edit_size"] > params(repair_max_edit=0.5).mine.repair_max_edit
     assert (none["decided_by"], truncated["decided_by"], empty["decided_by"]) == ("oracle_none", "oracle_truncated", "no_steps")
     assert all(r["first_error_step"] is None and r["repair_token_ids"] is None for r in (none, truncated, empty))
     assert engine.prompts == []  # nothing was sampled
@@ -261,7 +261,7 @@ def test_one_round_with_the_repair_strategy_runs_through_the_stages(tiny_checkpo
     import rlint.engine
 
     monkeypatch.setattr(rlint.engine, "load_engine", lambda checkpoint, sampling: engine)  # the mine stage's LazyEngine loads through it
-    p = with_changes(params(strategy="repair", repair_samples=2, failures_per_problem=None),
+    p = with_changes(params(strategy="repair", repair_samples=2, failures_per_problem=None, repair_temperature=1.0),
                      optimize=with_changes(Params().optimize, epochs=1, minibatch_size=8))
     p = with_changes(p, credit=with_changes(p.credit, repairer_weight=1.0))  # the repairer is trained too
     metrics = mine.run(p, 1, root)

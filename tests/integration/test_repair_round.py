@@ -27,7 +27,7 @@ def workspace(tmp_path_factory):
     ws = make_workspace(tmp_path_factory.mktemp("dvc-repair") / "ws", {
         "bootstrap": {"model_path": str(REPO / "checkpoints" / "round=0"), "eval_problems": 8},
         "rollout": {"prompts_per_round": 6, "samples_per_prompt": 4},
-        "mine": {"strategy": "repair", "repair_samples": 2},
+        "mine": {"strategy": "repair", "repair_samples": 2, "repair_temperature": 1.0},  # the repairer is trained: at the loss's temperature
         "credit": {"estimator": "repair_diff", "repairer_weight": 1.0},
     }, rounds=1)
     assert dvc(ws, "init", "--no-scm", "-q").returncode == 0
