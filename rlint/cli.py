@@ -220,13 +220,10 @@ def seconds_since_process_start() -> float | None:
     """Seconds since this process started: ``/proc/self/stat``'s start time (clock ticks since boot,
     10 ms) against ``CLOCK_BOOTTIME``, both monotonic; None where there is no /proc (not Linux). In a child of
     the stage host, since its client process started (``RLINT_CLIENT_STARTED``): the command's own start."""
-    if os.environ.get("RLINT_CLIENT_STARTED"):
-        return time.clock_gettime(time.CLOCK_BOOTTIME) - float(os.environ["RLINT_CLIENT_STARTED"])
-    try:
-        start_ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
-        return time.clock_gettime(time.CLOCK_BOOTTIME) - start_ticks / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError, AttributeError):
-        return None
+    from rlint.stage_host import CLIENT_STARTED_ENV, process_start  # the standard library only
+
+    started = float(os.environ[CLIENT_STARTED_ENV]) if os.environ.get(CLIENT_STARTED_ENV) else process_start()
+    return None if started is None else time.clock_gettime(time.CLOCK_BOOTTIME) - started
 
 
 def log_work_start(command: str, round_id: int | None) -> None:
