@@ -160,7 +160,9 @@ def test_sigkilled_stages_and_reruns_leave_every_round_intact(reference, harness
     runs, campaigns, started = 0, 1, time.monotonic()
     while True:
         runs += 1
-        state = run_rounds(root=str(ws), return_state=True)
+        # fresh stage processes, the killer's targets: through the stage host an `rlint` process is a light client that lives
+        # for the stage's work only, and most seeded delays would miss it (tests/test_stage_host.py kills clients)
+        state = run_rounds(root=str(ws), return_state=True, stage_host="off")
         if state.is_completed() and not killer.is_alive():
             break
         if state.is_completed():  # all rounds done before the killer reached its target: a fresh campaign, same workspace
