@@ -82,16 +82,21 @@ def stale(root: str, targets: list[str]) -> bool:
         return True
 
 
+def log_dir(root: str) -> Path:
+    """``ROOT/.rlint``, where the flow's long-lived processes (engine servers, the stage host) write their logs."""
+    logs = Path(root) / ".rlint"
+    logs.mkdir(exist_ok=True)
+    return logs
+
+
 @contextlib.contextmanager
 def shared_engine(root: str, checkpoint_round: int, params, port: int | None = None, emit=print, timings: list | None = None):
     """A server for ``checkpoints/round=<checkpoint_round>`` while the block runs; yields the stages' environment."""
     from rlint.checkpoints import checkpoint_path
     from rlint.engine.served import EngineServer
 
-    logs = Path(root) / ".rlint"
-    logs.mkdir(exist_ok=True)
     server = EngineServer(checkpoint_path(Path(root), checkpoint_round), params.sampling.vllm, port=port,
-                          log_path=logs / f"engine-round={checkpoint_round}.log")
+                          log_path=log_dir(root) / f"engine-round={checkpoint_round}.log")
     emit(f"engine: one vLLM server for checkpoints/round={checkpoint_round} on port {server.port}, ready in {server.start_seconds:.1f}s")
     try:
         yield server.environment()

@@ -30,7 +30,7 @@ for _key, _value in {
 from prefect import flow, get_run_logger, task  # noqa: E402
 from prefect.artifacts import create_markdown_artifact  # noqa: E402
 
-from flows.engine import engine_groups, sharing, stale, wants_server  # noqa: E402
+from flows.engine import engine_groups, log_dir, sharing, stale, wants_server  # noqa: E402
 from flows.engine import shared_engine as engine_session  # noqa: E402
 from flows.lock import workspace_lock  # noqa: E402
 from rlint.config import ConfigError, load_params  # noqa: E402
@@ -118,18 +118,12 @@ def reproduce_rounds(root: str, round_ids: list[int], shared_engine: str = "auto
         return
     started = time.monotonic()
     try:
-        with running_host(root, stage_environment(), log_path=_log_dir(root) / "stage-host.log") as host_env:
+        with running_host(root, stage_environment(), log_path=log_dir(root) / "stage-host.log") as host_env:
             if timings is not None:
                 timings.append({"host_start_seconds": time.monotonic() - started})
             _reproduce_rounds(root, round_ids, shared_engine, engine_port, timings, host_env)
     except HostError as err:
-        raise RuntimeError(f"{err}: run the flow with --stage-host off, or see {_log_dir(root) / 'stage-host.log'}") from None
-
-
-def _log_dir(root: str) -> Path:
-    logs = Path(root) / ".rlint"
-    logs.mkdir(exist_ok=True)
-    return logs
+        raise RuntimeError(f"{err}: run the flow with --stage-host off, or see {log_dir(root) / 'stage-host.log'}") from None
 
 
 def _reproduce_rounds(root: str, round_ids: list[int], shared_engine: str, engine_port: int | None, timings: list[dict] | None,

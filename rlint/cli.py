@@ -63,6 +63,11 @@ def no_progress_bars() -> None:
         sys.modules["huggingface_hub.utils"].disable_progress_bars()
 
 
+# what quiet_third_party sets (a value already in the environment wins), and the offline switches a stage sets before
+# models load; the stage host (rlint/stage_host.py) sets both before its imports, since libraries read some at import
+QUIET_ENV = {"VLLM_LOGGING_LEVEL": "ERROR", "TORCH_CPP_LOG_LEVEL": "ERROR", "TRANSFORMERS_VERBOSITY": "error",
+             "TQDM_DISABLE": "1"}  # TQDM_DISABLE: bars drawn with tqdm directly (transformers' GGUF conversion)
+OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}  # models and data come from local paths only
 QUIET_LOGGERS = ("vllm", "transformers", "accelerate", "torch", "math_verify", "latex2sympy2_extended", "filelock", "urllib3")
 
 
@@ -72,10 +77,8 @@ def quiet_third_party() -> None:
     (``TORCH_CPP_LOG_LEVEL``); a value already in the environment wins. ``rlint --verbose`` skips this."""
     import warnings
 
-    os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
-    os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("TQDM_DISABLE", "1")  # bars drawn with tqdm directly (transformers' GGUF conversion)
+    for key, value in QUIET_ENV.items():
+        os.environ.setdefault(key, value)
     for category in (FutureWarning, DeprecationWarning, UserWarning):
         warnings.filterwarnings("ignore", category=category, module=r"(?!rlint)")
     for name in QUIET_LOGGERS:
@@ -89,11 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     The console command (``argv`` None) runs in a child of the warm stage host when ``RLINT_STAGE_HOST`` names one
     (rlint/stage_host.py; the rounds flow starts it)."""
     if argv is None and os.environ.get("RLINT_STAGE_HOST"):
-        from rlint.stage_host import forward
+        from rlint.stage_host import main_or_forward
 
-        code = forward(os.environ["RLINT_STAGE_HOST"], "rlint", sys.argv[1:])
-        if code is not None:
-            return code
+        return main_or_forward("rlint", sys.argv[1:])  # no host answering: this function again, with the argv
     try:
         return _run(argv)
     finally:
@@ -195,9 +196,8 @@ def _run(argv: list[str] | None) -> int:
         if args.command == "add-round":
             print(f"added round {importlib.import_module(TOOLS['add-round']).add_round(root / args.params)}")
             return 0
-        # models and data come from local paths only: never reach a hub at run time
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        for key, value in OFFLINE_ENV.items():  # never reach a hub at run time
+            os.environ.setdefault(key, value)
         no_progress_bars()
         from rlint.checkpoints import verify_checkpoint
 

@@ -39,17 +39,15 @@ import threading
 import time
 from pathlib import Path
 
+from rlint.stage_graph import COMMANDS  # the standard library only
+
 HOST_ENV = "RLINT_STAGE_HOST"  # the host's socket path; set: `rlint` and `python -m rlint.stage_host run` forward to it
 CLIENT_STARTED_ENV = "RLINT_CLIENT_STARTED"  # in a child: its client's process start (CLOCK_BOOTTIME seconds)
 PROGRAMS = {"rlint": ("rlint.cli", "main"), "dvc": ("dvc.cli", "main")}
-# what the host imports before its first child: the stages' own modules and what they import on their first call
-PRELOAD = ("rlint.cli", "rlint.config", "rlint.data", "rlint.checkpoints", "rlint.engine", "rlint.stages.rollout", "rlint.stages.mine",
-           "rlint.stages.correct", "rlint.stages.archive", "rlint.stages.credit", "rlint.stages.optimize", "rlint.stages.evaluate",
+# what the host imports before its first child: the stage commands' modules and what they import on their first call
+PRELOAD = ("rlint.cli", "rlint.config", "rlint.data", "rlint.checkpoints", "rlint.engine", *(f"rlint.stages.{name}" for name in COMMANDS),
            "torch", "transformers", "transformers.models.llama.modeling_llama", "accelerate", "pyarrow.parquet", "polars",
            "dvc.cli", "dvc.repo", "dvc.repo.reproduce", "dvc.stage", "dvc.output", "dvc.dependency")
-# set before anything loads, as rlint's CLI sets them before its stages load: libraries read some of them at import
-QUIET_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1", "TQDM_DISABLE": "1",
-             "VLLM_LOGGING_LEVEL": "ERROR", "TORCH_CPP_LOG_LEVEL": "ERROR", "TRANSFORMERS_VERBOSITY": "error"}
 _HEADER = struct.Struct("!I")
 _STDIO = (0, 1, 2)
 
@@ -91,6 +89,19 @@ def forward(address: str, program: str, argv: list[str]) -> int | None:
     return int(answer.split()[-1])
 
 
+def _entry(program: str):
+    module, name = PROGRAMS[program]
+    return getattr(importlib.import_module(module), name)
+
+
+def host_environment() -> dict[str, str]:
+    """What the rlint CLI sets before its stages load (third-party logging, offline hubs, no progress bars): the host
+    sets it before its imports, as libraries read some of it at import; a value already in the environment wins."""
+    from rlint.cli import OFFLINE_ENV, QUIET_ENV  # rlint.cli imports the standard library only
+
+    return {**QUIET_ENV, **OFFLINE_ENV, "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
+
+
 def main_or_forward(program: str, argv: list[str]) -> int:
     """``program argv`` through the host named by ``RLINT_STAGE_HOST``, or in this process where none is set or answers."""
     address = os.environ.get(HOST_ENV)
@@ -98,8 +109,7 @@ def main_or_forward(program: str, argv: list[str]) -> int:
         code = forward(address, program, argv)
         if code is not None:
             return code
-    module, name = PROGRAMS[program]
-    return getattr(importlib.import_module(module), name)(argv) or 0
+    return _entry(program)(argv) or 0
 
 
 # -- the host ------------------------------------------------------------------------------------
@@ -132,9 +142,8 @@ def _run_child(request: dict, fds: list[int]) -> int:
         os.environ[CLIENT_STARTED_ENV] = str(request["started"])
     program, argv = request["program"], list(request["argv"])
     sys.argv = [program, *argv]
-    module, name = PROGRAMS[program]
     try:
-        code = getattr(importlib.import_module(module), name)(argv)
+        code = _entry(program)(argv)
     except SystemExit as done:
         code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
     except BaseException:  # noqa: BLE001 - the traceback goes to the client's stderr, as the process would print it
@@ -219,7 +228,7 @@ def preload(modules=PRELOAD) -> list[str]:
 def serve(address: str, parent: int | None = None, modules=PRELOAD) -> None:
     """Listen on the Unix socket ``address`` and fork a child per request, until SIGTERM or until process
     ``parent`` (default: the one that started this host) is gone; then stop every child and remove the socket."""
-    for key, value in QUIET_ENV.items():
+    for key, value in host_environment().items():
         os.environ.setdefault(key, value)
     parent = os.getppid() if parent is None else parent
     started = time.monotonic()
@@ -267,7 +276,7 @@ def running(cwd: str | Path, env: dict[str, str] | None = None, timeout: float =
     its clients need (``RLINT_STAGE_HOST``). Raises HostError when it does not start."""
     folder = tempfile.mkdtemp(prefix="rlint-host-")
     address = os.path.join(folder, "host.sock")
-    env = {**(env if env is not None else os.environ), **{k: v for k, v in QUIET_ENV.items() if k not in (env or os.environ)}}
+    env = {**host_environment(), **(env if env is not None else os.environ)}
     env.pop(HOST_ENV, None)
     output = open(log_path, "w") if log_path else subprocess.DEVNULL  # noqa: SIM115 - closed below
     process = subprocess.Popen([sys.executable, "-P", "-m", "rlint.stage_host", "serve", "--socket", address, "--parent", str(os.getpid())],

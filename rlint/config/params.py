@@ -62,9 +62,8 @@ class Params(Section):
                               "credited by their token difference, set credit.estimator: repair_diff")
         # what a weight trains was sampled at the mine temperature of its kind; the optimize loss is at sampling.temperature
         # (search makes the mining continuations, repair the attempts: a weight on what the strategy does not make is inert)
-        trained = {"search": ("continuation_weight", "mining continuations", "temperature"),
-                   "repair": ("repairer_weight", "repair attempts", "repair_temperature")}[self.mine.strategy]
-        name, what, temperature = trained
+        name, what, temperature = {"search": ("continuation_weight", "mining continuations", "temperature"),
+                                   "repair": ("repairer_weight", "repair attempts", "repair_temperature")}[self.mine.strategy]
         if getattr(self.credit, name) > 0 and getattr(self.mine, temperature) != self.sampling.temperature:
             raise ConfigError(f"credit.{name}={getattr(self.credit, name)} trains {what}, sampled at "
                               f"mine.{temperature}={getattr(self.mine, temperature)}, with a loss at sampling.temperature={self.sampling.temperature}: "
